@@ -1,0 +1,86 @@
+# pushdeploy: the commands the README and CI use.
+#
+#   make test      install what is missing, build with tests, run every test
+#   make demo      install, build, run the local demo
+#   make build     debug build            make release   release build
+#   make bench     run every benchmark in bench/
+#   make check     validate examples/pushdeploy.yml (or CONFIG=path)
+#   make clean     remove build products
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+SWIFT ?= swift
+CONFIG ?= examples/pushdeploy.yml
+DEBUG_BIN := .build/debug/pushdeploy
+
+# The system packages the build and the integration tests need (Debian/Ubuntu).
+APT_PACKAGES := libgit2-dev pkg-config nginx gradle wrk webhook
+
+# sudo only when not root: CI runs as root and may have no sudo at all.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: deps build release test bench demo check clean
+
+## deps: apt-get install the packages that are missing; does nothing when all are there.
+deps:
+	@missing=""; \
+	for package in $(APT_PACKAGES); do \
+	  case "$$(dpkg -s "$$package" 2>/dev/null || true)" in \
+	    *"Status: install ok installed"*) ;; \
+	    *) missing="$$missing $$package" ;; \
+	  esac; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  echo "deps: all of $(APT_PACKAGES) are installed"; \
+	else \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "deps: missing$$missing, and there is no apt-get here: install them by hand" >&2; exit 1; \
+	  fi; \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing </dev/null; \
+	fi
+
+## build: debug build of everything.
+build: deps
+	$(SWIFT) build
+
+## release: optimised build.
+release: deps
+	$(SWIFT) build -c release
+
+## test: build the tests, then run them; the summary lines stay visible and a failure fails make.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+## bench: run each executable in bench/; fails at the end if one of them failed.
+bench: deps
+	@failed=""; \
+	for bench in bench/*; do \
+	  [ -f "$$bench" ] && [ -x "$$bench" ] || continue; \
+	  echo "== $$bench"; \
+	  "./$$bench" || failed="$$failed $$bench"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi
+
+## demo: build, then run `pushdeploy demo` once the executable has that subcommand.
+demo: build
+	@usage=$$($(DEBUG_BIN) --help 2>&1 || true); \
+	if grep -Eq '^[[:space:]]+demo([[:space:]]|$$)' <<<"$$usage"; then \
+	  exec $(DEBUG_BIN) demo; \
+	else \
+	  echo "make demo: pushdeploy is built ($(DEBUG_BIN)), but it has no 'demo' subcommand yet."; \
+	  echo "make demo comes alive with the rollout issue; until then see README.md for what runs today."; \
+	fi
+
+## check: validate a config and the tools it names.
+check: build
+	$(DEBUG_BIN) check --config $(CONFIG)
+
+## clean: build products and test scratch folders (the resolved package checkouts stay).
+clean:
+	$(SWIFT) package clean
+	rm -rf .scratch examples/demo-app/build examples/demo-app/.gradle

@@ -1,0 +1,163 @@
+import Foundation
+
+/// The deployment history: `deployments/<app>/NNNNNN.json` and its `.log`, one file per deployment.
+///
+/// Every record is rewritten atomically at every phase, so a crash leaves the last phase written.
+public actor DeploymentStore {
+    /// The `deployments` folder under the state directory.
+    public nonisolated let root: String
+    private var ids: [String: [Int]] = [:]
+    private var deliveries: [String: Int] = [:]
+    private var cache: [String: Deployment] = [:]
+    private var opened: Set<String> = []
+
+    public init(stateDirectory: String) {
+        root = stateDirectory + "/deployments"
+    }
+
+    /// Reads the history of `apps`, closes every unfinished deployment as `interrupted`, and returns those.
+    @discardableResult
+    public func open(apps: [String], at date: Date = Date()) throws -> [Deployment] {
+        var interrupted: [Deployment] = []
+        for app in apps {
+            let folder = directory(app)
+            try AtomicFile.makeDirectory(folder)
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+            var found: [Int] = []
+            for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
+                guard let id = Int(name.dropLast(5)) else { continue }
+                found.append(id)
+                var deployment = try read(app: app, id: id)
+                if let delivery = deliveryKey(deployment) { deliveries[delivery] = id }
+                if !deployment.status.isFinished {
+                    deployment.finish(.interrupted, error: "pushdeploy stopped during \(deployment.status.rawValue)", at: date)
+                    try write(deployment)
+                    interrupted.append(deployment)
+                }
+            }
+            ids[app] = found.sorted()
+            opened.insert(app)
+        }
+        return interrupted
+    }
+
+    /// Records a new deployment as `queued`; a repeated delivery id returns the first deployment and `false`.
+    public func create(app: String, kind: DeploymentKind, trigger: Trigger, strategy: String,
+                       at date: Date = Date()) throws -> (deployment: Deployment, isNew: Bool) {
+        guard opened.contains(app) else { throw HistoryError.notOpened(app: app) }
+        var probe = Deployment(id: 0, app: app, kind: kind, trigger: trigger, strategy: strategy, createdAt: date)
+        if let key = deliveryKey(probe), let first = deliveries[key], let existing = try deployment(app: app, id: first) {
+            return (existing, false)
+        }
+        var id = (ids[app]?.last ?? 0) + 1
+        // Never overwrite a record, even one written behind pushdeploy's back.
+        while FileManager.default.fileExists(atPath: recordPath(app: app, id: id)) { id += 1 }
+        probe.id = id
+        try AtomicFile.makeDirectory(directory(app))
+        try write(probe)
+        ids[app, default: []].append(id)
+        if let key = deliveryKey(probe) { deliveries[key] = id }
+        return (probe, true)
+    }
+
+    /// Rewrites a deployment's record.
+    public func save(_ deployment: Deployment) throws {
+        try write(deployment)
+    }
+
+    /// Loads a deployment, changes it in `change`, and saves it only if `change` did not throw.
+    @discardableResult
+    public func update(app: String, id: Int, _ change: (inout Deployment) throws -> Void) throws -> Deployment {
+        guard var deployment = try deployment(app: app, id: id) else {
+            throw HistoryError.notFound(app: app, id: id)
+        }
+        try change(&deployment)
+        try write(deployment)
+        return deployment
+    }
+
+    /// One deployment, or nil when there is none with that id.
+    public func deployment(app: String, id: Int) throws -> Deployment? {
+        if let cached = cache[key(app, id)] { return cached }
+        guard ids[app]?.contains(id) == true else { return nil }
+        return try read(app: app, id: id)
+    }
+
+    /// The newest deployments first, at most `limit`.
+    public func list(app: String, limit: Int = 50) throws -> [Deployment] {
+        let newest = (ids[app] ?? []).suffix(max(0, limit)).reversed()
+        return try newest.compactMap { try deployment(app: app, id: $0) }
+    }
+
+    /// Every deployment of `app`, oldest first.
+    public func all(app: String) throws -> [Deployment] {
+        try (ids[app] ?? []).compactMap { try deployment(app: app, id: $0) }
+    }
+
+    /// The path of a deployment's log file.
+    public nonisolated func logPath(app: String, id: Int) -> String {
+        "\(directory(app))/\(Self.fileName(id)).log"
+    }
+
+    /// Opens a deployment's log for appending.
+    public nonisolated func log(app: String, id: Int) throws -> FileDeploymentLog {
+        try FileDeploymentLog(path: logPath(app: app, id: id))
+    }
+
+    /// The path of a deployment's JSON record.
+    public nonisolated func recordPath(app: String, id: Int) -> String {
+        "\(directory(app))/\(Self.fileName(id)).json"
+    }
+
+    /// Writes a record to `path` atomically: what a reader finds there is the old record or the new one.
+    public static func writeRecord(_ deployment: Deployment, to path: String) throws {
+        try AtomicFile.write(JSONEncoder.pushDeploy.encode(deployment), to: path)
+    }
+
+    static func fileName(_ id: Int) -> String {
+        let digits = String(id)
+        return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
+
+    private nonisolated func directory(_ app: String) -> String { "\(root)/\(app)" }
+
+    private func key(_ app: String, _ id: Int) -> String { "\(app)/\(id)" }
+
+    private func deliveryKey(_ deployment: Deployment) -> String? {
+        deployment.trigger.deliveryId.map { "\(deployment.app)/\(deployment.trigger.source.rawValue)/\($0)" }
+    }
+
+    private func read(app: String, id: Int) throws -> Deployment {
+        let path = recordPath(app: app, id: id)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HistoryError.unreadable(path: path, reason: "cannot read the file")
+        }
+        do {
+            let deployment = try JSONDecoder.pushDeploy.decode(Deployment.self, from: data)
+            cache[key(app, id)] = deployment
+            return deployment
+        } catch {
+            throw HistoryError.unreadable(path: path, reason: "\(error)")
+        }
+    }
+
+    private func write(_ deployment: Deployment) throws {
+        try Self.writeRecord(deployment, to: recordPath(app: deployment.app, id: deployment.id))
+        cache[key(deployment.app, deployment.id)] = deployment
+    }
+}
+
+/// A history record that cannot be found or read.
+public enum HistoryError: Error, CustomStringConvertible, Equatable {
+    case notFound(app: String, id: Int)
+    case unreadable(path: String, reason: String)
+    case notOpened(app: String)
+
+    public var description: String {
+        switch self {
+        case let .notFound(app, id): "app \(app) has no deployment \(id)"
+        case let .unreadable(path, reason): "cannot read deployment record \(path): \(reason)"
+        case let .notOpened(app): "the history of \(app) was not opened"
+        }
+    }
+}

@@ -1,0 +1,93 @@
+/// The senders pushdeploy accepts webhooks from, by route.
+public enum WebhookSender: String, Sendable, CaseIterable {
+    /// `/hooks/github`: GitHub and Gitea.
+    case github
+    /// `/hooks/gitlab`.
+    case gitlab
+    /// `/hooks/travis`.
+    case travis
+}
+
+/// What a verified webhook leads to.
+public enum WebhookDecision: Sendable, Equatable {
+    /// Deploy `event` to each of `apps` (usually one).
+    case deploy(apps: [String], event: PushEvent)
+    case ignored(String)
+}
+
+/// Verifies a webhook against the apps' secrets, reads it, and finds the apps it deploys.
+///
+/// The signature is checked before the body is parsed: nothing unauthenticated is read further than its headers.
+public struct WebhookIntake: Sendable {
+    public let apps: [AppConfig]
+
+    public init(apps: [AppConfig]) { self.apps = apps }
+
+    /// Decides what a request to `/hooks/<sender>` asks for.
+    public func receive(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> WebhookDecision {
+        let signedFor = try verify(sender, request)
+        let outcome: WebhookOutcome = switch sender {
+        case .github: try GitHubWebhook.parse(request)
+        case .gitlab: try GitLabWebhook.parse(request)
+        case .travis: try TravisWebhook.parse(request)
+        }
+        guard case let .push(event) = outcome else {
+            if case let .ignored(reason) = outcome { return .ignored(reason) }
+            return .ignored("not a push")
+        }
+        let sameRepository = signedFor.filter {
+            RepositoryMatcher.matches(configURL: $0.repository.url, name: event.repositoryName, urls: event.repositoryURLs)
+        }
+        guard !sameRepository.isEmpty else {
+            return .ignored("no app deploys repository \(event.repositoryName ?? event.repositoryURLs.first ?? "unknown")")
+        }
+        let deploying = sameRepository.filter { $0.repository.branch == event.branch }
+        guard !deploying.isEmpty else {
+            let followed = sameRepository.map { "\($0.name) deploys \($0.repository.branch)" }.joined(separator: ", ")
+            return .ignored("branch \(event.branch ?? event.ref) is not deployed (\(followed))")
+        }
+        return .deploy(apps: deploying.map(\.name), event: event)
+    }
+
+    /// The apps whose secret signed the request; throws when none did.
+    private func verify(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> [AppConfig] {
+        let configured: [AppConfig] = apps.filter {
+            switch sender {
+            case .github: $0.webhooks.github != nil
+            case .gitlab: $0.webhooks.gitlab != nil
+            case .travis: $0.webhooks.travisPublicKeyPEM != nil
+            }
+        }
+        guard !configured.isEmpty else {
+            throw .unauthorized("no app accepts \(sender.rawValue) webhooks (configure webhooks.\(sender.rawValue))")
+        }
+        switch sender {
+        case .github:
+            guard GitHubWebhook.signature(request) != nil else {
+                throw .unauthorized(request.header("x-hub-signature-256") == nil && request.header("x-gitea-signature") == nil
+                    ? "missing X-Hub-Signature-256 header" : "X-Hub-Signature-256 is not of the form sha256=<hex>")
+            }
+        case .gitlab:
+            guard request.header("x-gitlab-token") != nil else { throw .unauthorized("missing X-Gitlab-Token header") }
+        case .travis:
+            guard request.header("signature") != nil else { throw .unauthorized("missing Signature header") }
+        }
+        var verdicts: [String: Bool] = [:]
+        let signed = configured.filter { app in
+            // Apps often share one secret: check each distinct secret once.
+            let (key, check): (String, () -> Bool) = switch sender {
+            case .github: (Hex.encode(app.webhooks.github!.bytes), { GitHubWebhook.isSigned(request, with: app.webhooks.github!) })
+            case .gitlab: (Hex.encode(app.webhooks.gitlab!.bytes), { GitLabWebhook.isSigned(request, with: app.webhooks.gitlab!) })
+            case .travis: (app.webhooks.travisPublicKeyPEM!, { TravisWebhook.isSigned(request, withPublicKey: app.webhooks.travisPublicKeyPEM!) })
+            }
+            if let known = verdicts[key] { return known }
+            let verdict = check()
+            verdicts[key] = verdict
+            return verdict
+        }
+        guard !signed.isEmpty else {
+            throw .unauthorized(sender == .gitlab ? "X-Gitlab-Token does not match" : "signature does not match")
+        }
+        return signed
+    }
+}

@@ -1,0 +1,29 @@
+import Hummingbird
+import Logging
+import PushDeploy
+
+/// The request context of every route.
+public typealias PushDeployContext = BasicRequestContext
+
+/// Builds the HTTP application around a ``DeployService`` that has been opened; `serve` and the tests call the same function.
+public func buildApplication(service: DeployService, logger: Logger = Logger(label: "pushdeploy"),
+                             port: Int? = nil) -> some ApplicationProtocol {
+    let router = buildRouter(service: service, logger: logger)
+    let address = service.config.listen
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(address.host, port: port ?? address.port), serverName: "pushdeploy"),
+        services: [DeployServiceLifecycle(service: service, logger: logger)],
+        logger: logger
+    )
+}
+
+/// Builds the router with every route of the HTTP API.
+public func buildRouter(service: DeployService, logger: Logger = Logger(label: "pushdeploy")) -> Router<PushDeployContext> {
+    let router = Router(context: PushDeployContext.self)
+    let limit = service.config.bodyLimit
+    HookRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)
+    AppRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)
+    router.get("/healthz") { _, _ in JSONResponse.make(.ok, ["status": "ok"]) }
+    return router
+}
