@@ -82,7 +82,8 @@ let package = Package(
                 "PushDeploy",
                 "PushDeployServer",
                 "pushdeploy",
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -26,9 +26,13 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         try await runReporting {
-            let service = DeployService(config: loaded, runner: Deployer.standard(config: loaded))
+            let history = DeploymentStore(stateDirectory: loaded.stateDirectory)
+            let service = DeployService(config: loaded, store: history, runner: Deployer.standard(config: loaded, history: history))
             for deployment in try await service.open() {
                 logger.warning("deployment \(deployment.app)/\(deployment.id) was interrupted by a restart (\(deployment.error ?? ""))")
+            }
+            for path in await service.store.unreadableRecords {
+                logger.error("deployment record \(path) cannot be read; it is left as it is and its id stays taken")
             }
             logger.info("pushdeploy serving \(loaded.apps.count) app(s) on \(loaded.listen.host):\(port ?? loaded.listen.port), state in \(loaded.stateDirectory)")
             try await buildApplication(service: service, logger: logger, port: port).runService()

@@ -41,7 +41,7 @@ import Testing
         // Detached HEAD: the file holds the id, not a branch name.
         #expect(scratch.read(scratch.path("repos/shop/.git/HEAD"))?.hasPrefix(head) == true)
         #expect(log.text.contains("fetched"))
-        #expect(log.text.contains("checked out \(head.prefix(7)) (add app)"))
+        #expect(log.text.contains("checked out \(head.prefix(7)) (add app) in "))
         // Nothing is left over from the clone beside the checkout.
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path("repos")) == ["shop"])
     }

@@ -15,7 +15,7 @@ struct CommandRunnerTests {
 
     @Test("working directory and environment are applied on top of the inherited environment")
     func environment() async throws {
-        let directory = try ScratchDirectory()
+        let directory = try RunnerScratchFolder()
         let command = Command(["sh", "-c", "pwd; echo \"$PUSHDEPLOY_TEST_VALUE\"; test -n \"$PATH\" && echo path-kept"],
                               workingDirectory: directory.path, environment: ["PUSHDEPLOY_TEST_VALUE": "hello world"])
         let result = try await runner.run(command)
@@ -24,7 +24,7 @@ struct CommandRunnerTests {
 
     @Test("a relative program path is taken from the working directory")
     func relativeProgram() async throws {
-        let directory = try ScratchDirectory()
+        let directory = try RunnerScratchFolder()
         let script = "\(directory.path)/gradlew"
         try "#!/bin/sh\necho wrapper \"$@\"\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
@@ -139,7 +139,7 @@ struct CommandRunnerTests {
     static func processes(matching text: String) async throws -> [Int32] {
         var found: [Int32] = []
         for _ in 0 ..< 20 {
-            found = ProcessTable.live().filter { $0.commandLine.contains(text) }.map(\.pid)
+            found = RunnerProcessTable.live().filter { $0.commandLine.contains(text) }.map(\.pid)
             if found.isEmpty { return [] }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -148,7 +148,7 @@ struct CommandRunnerTests {
 }
 
 /// The processes in `/proc`, for tests that check nothing was left running.
-private enum ProcessTable {
+private enum RunnerProcessTable {
     struct Entry {
         var pid: Int32
         var commandLine: String
@@ -173,7 +173,7 @@ private enum ProcessTable {
 }
 
 /// A fresh folder under the system temp folder, removed when the test ends.
-private final class ScratchDirectory: Sendable {
+private final class RunnerScratchFolder: Sendable {
     let path: String
 
     init(_ name: String = "test") throws {

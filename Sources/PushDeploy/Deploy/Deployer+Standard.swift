@@ -1,12 +1,13 @@
 extension Deployer {
-    /// The production pipeline for `config`: the real steps where they exist, a clear "not available" error where not yet.
-    public static func standard(config: Config) -> Deployer {
-        let store = DeploymentStore(stateDirectory: config.stateDirectory)
+    /// The production pipeline for `config`: libgit2 fetch, Gradle build, stored releases; rollout still "not available".
+    public static func standard(config: Config, history: DeploymentStore) -> Deployer {
+        let releases = FileReleaseStore(stateDirectory: config.stateDirectory)
         return Deployer(
             stateDirectory: config.stateDirectory,
-            fetcher: UnavailableStep(step: "fetching with libgit2"),
-            builder: UnavailableStep(step: "building with Gradle"),
+            fetcher: GitSourceFetcher(),
+            builder: GradleBuilder(store: releases, scratchDirectory: config.stateDirectory + "/tmp"),
             rollout: UnavailableStep(step: "rollout through nginx"),
-            rollbackTargets: HistoryRollbackTargets(store: store, release: { _, _ in nil }, storedVersions: { _ in [] }))
+            releases: releases,
+            history: history)
     }
 }

@@ -4,16 +4,18 @@ public struct Deployer: DeploymentRunner {
     public var fetcher: any SourceFetcher
     public var builder: any ReleaseBuilder
     public var rollout: any Rollout
-    /// Finds the stored release a rollback goes to.
-    public var rollbackTargets: any RollbackTargetFinder
+    public var releases: any ReleaseStore
+    /// Finds the stored release a rollback goes to, and the releases retention must keep.
+    public var rollbackTargets: HistoryRollbackTargets
 
     public init(stateDirectory: String, fetcher: any SourceFetcher, builder: any ReleaseBuilder, rollout: any Rollout,
-                rollbackTargets: any RollbackTargetFinder) {
+                releases: any ReleaseStore, history: DeploymentStore) {
         self.stateDirectory = stateDirectory
         self.fetcher = fetcher
         self.builder = builder
         self.rollout = rollout
-        self.rollbackTargets = rollbackTargets
+        self.releases = releases
+        self.rollbackTargets = HistoryRollbackTargets(store: history, releases: releases)
     }
 
     /// The checkout folder of an app.
@@ -36,6 +38,7 @@ public struct Deployer: DeploymentRunner {
                 log: progress.log)
             try await progress.record { $0.version = release.version }
             progress.log.line("release \(release.version) stored (built in \(String(format: "%.1f", release.buildSeconds)) s)")
+            await pruneReleases(app, keeping: release.version, log: progress.log)
             try Task.checkCancellation()
             return try await rollout.rollOut(release, app: app, progress: progress)
         case .rollback:
@@ -50,7 +53,16 @@ public struct Deployer: DeploymentRunner {
     }
 }
 
-/// Finds the release a rollback goes to: the one asked for, or the previous successful one.
-public protocol RollbackTargetFinder: Sendable {
-    func target(app: AppConfig, requested: String?, rollback id: Int) async throws -> Release
+extension Deployer {
+    /// Keeps the newest `keep_releases` releases; the live one, the rollback target and the new one are never removed.
+    func pruneReleases(_ app: AppConfig, keeping new: String, log: any DeploymentLog) async {
+        var protected = await rollbackTargets.protectedVersions(app: app.name)
+        protected.insert(new)
+        do {
+            let removed = try await releases.prune(app: app.name, keep: app.keepReleases, protecting: protected)
+            if !removed.isEmpty { log.line("retention: removed release(s) \(removed.joined(separator: ", ")) (keep_releases: \(app.keepReleases))") }
+        } catch {
+            log.line("retention: could not prune old releases: \(error)")
+        }
+    }
 }

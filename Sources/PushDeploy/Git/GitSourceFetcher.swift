@@ -101,10 +101,12 @@ struct GitCheckoutJob {
                  + "in \(String(format: "%.2f", stats.seconds)) s")
         let commit = try resolve(repository)
         if cancellation.isCancelled { throw CancellationError() }
+        let started = ContinuousClock.now
         try repository.forceCheckout(commit)
         let summary = try repository.summary(of: commit)
         let short = String(commit.description.prefix(7))
-        log.line("checked out \(short)" + (summary.map { " (\($0))" } ?? ""))
+        log.line("checked out \(short)" + (summary.map { " (\($0))" } ?? "")
+                 + " in \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s")
         let submodules = try repository.updateSubmodules(mainURL: url, credentials: credentials,
                                                          cancellation: cancellation, log: log)
         if submodules > 0 { log.line("updated \(submodules) submodule\(submodules == 1 ? "" : "s")") }

@@ -10,6 +10,8 @@ public actor DeploymentStore {
     private var deliveries: [String: Int] = [:]
     private var cache: [String: Deployment] = [:]
     private var opened: Set<String> = []
+    /// Records that could not be read at start-up; their ids stay taken and the server starts anyway.
+    public private(set) var unreadableRecords: [String] = []
 
     public init(stateDirectory: String) {
         root = stateDirectory + "/deployments"
@@ -27,7 +29,13 @@ public actor DeploymentStore {
             for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
                 guard let id = Int(name.dropLast(5)) else { continue }
                 found.append(id)
-                var deployment = try read(app: app, id: id)
+                var deployment: Deployment
+                do {
+                    deployment = try read(app: app, id: id)
+                } catch {
+                    unreadableRecords.append(recordPath(app: app, id: id))
+                    continue
+                }
                 if let delivery = deliveryKey(deployment) { deliveries[delivery] = id }
                 if !deployment.status.isFinished {
                     deployment.finish(.interrupted, error: "pushdeploy stopped during \(deployment.status.rawValue)", at: date)
@@ -85,13 +93,17 @@ public actor DeploymentStore {
 
     /// The newest deployments first, at most `limit`.
     public func list(app: String, limit: Int = 50) throws -> [Deployment] {
-        let newest = (ids[app] ?? []).suffix(max(0, limit)).reversed()
-        return try newest.compactMap { try deployment(app: app, id: $0) }
+        var result: [Deployment] = []
+        for id in (ids[app] ?? []).reversed() where result.count < limit {
+            // An unreadable record (reported at start-up) must not hide the rest of the history.
+            if let deployment = try? deployment(app: app, id: id) { result.append(deployment) }
+        }
+        return result
     }
 
     /// Every deployment of `app`, oldest first.
-    public func all(app: String) throws -> [Deployment] {
-        try (ids[app] ?? []).compactMap { try deployment(app: app, id: $0) }
+    public func all(app: String) -> [Deployment] {
+        (ids[app] ?? []).compactMap { try? deployment(app: app, id: $0) }
     }
 
     /// The path of a deployment's log file.

@@ -64,12 +64,12 @@ public struct SubprocessCommandRunner: CommandRunner {
     /// Runs the command to its end; on cancellation, ends its process group and throws `CancellationError`.
     private func execute(_ command: Command, tail: OutputTail) async throws -> CommandStatus {
         let executable = try Self.executable(for: command)
-        var options = PlatformOptions()
+        var options = Subprocess.PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: gracePeriod)]
-        var overrides: [Environment.Key: String?] = [:]
+        var overrides: [Subprocess.Environment.Key: String?] = [:]
         for (key, value) in command.environment {
-            guard let name = Environment.Key(rawValue: key) else { continue }
+            guard let name = Subprocess.Environment.Key(rawValue: key) else { continue }
             overrides[name] = value
         }
         let group = ProcessGroup()
@@ -77,7 +77,7 @@ public struct SubprocessCommandRunner: CommandRunner {
         do {
             result = try await Subprocess.run(
                 executable,
-                arguments: Arguments(Array(command.arguments.dropFirst())),
+                arguments: Subprocess.Arguments(Array(command.arguments.dropFirst())),
                 environment: .inherit.updating(overrides),
                 workingDirectory: command.workingDirectory.map { FilePath($0) },
                 platformOptions: options,
@@ -110,7 +110,7 @@ public struct SubprocessCommandRunner: CommandRunner {
     }
 
     /// A name is looked up on `PATH`; a path with a slash is taken relative to the working directory, as a shell would.
-    private static func executable(for command: Command) throws -> Executable {
+    private static func executable(for command: Command) throws -> Subprocess.Executable {
         let program = command.program
         guard program.contains("/") else { return .name(program) }
         if program.hasPrefix("/") { return .path(FilePath(program)) }

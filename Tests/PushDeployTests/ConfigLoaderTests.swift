@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+@testable import PushDeploy
+
+@Suite("Config")
+struct ConfigLoaderTests {
+    let scratch = ScratchDirectory()
+
+    private func yaml(_ apps: String, top: String = "") -> String {
+        """
+        listen: 127.0.0.1:9100
+        state_dir: state
+        token_file: token
+        \(top)
+        apps:
+        \(apps)
+        """
+    }
+
+    private var shop: String {
+        """
+          shop:
+            repository: { url: https://github.com/acme/shop.git, branch: main, token_env: SHOP_TOKEN }
+            webhooks:
+              github: { secret_file: github_secret }
+              gitlab: { token_env: GITLAB_TOKEN }
+            build:
+              command: [./gradlew, bootJar]
+              version: "1.0.1-SNAPSHOT-{timestamp}"
+              artifact: build/libs/*.jar
+              timeout: 15m
+            run:
+              command: [java, -jar, "{jar}", "--server.port={port}", "--spring.profiles.active={slot}"]
+              env: { JAVA_OPTS: -Xmx512m }
+              stop_timeout: 30s
+            strategy: blue-green
+            slots: { blue: 8081, green: 8082 }
+            health: { path: /actuator/health, expect_status: 200, expect_body: UP, interval: 250ms, startup_timeout: 120s }
+            watch: 30s
+            nginx:
+              include_file: nginx/shop.inc
+              verify_url: http://127.0.0.1/
+            keep_releases: 5
+        """
+    }
+
+    private func load(_ text: String, environment: [String: String] = ["GITLAB_TOKEN": "gl-token", "SHOP_TOKEN": "ghp_x"]) throws(ConfigError) -> Config {
+        scratch.write("token", "api-token\n")
+        scratch.write("github_secret", "hook-secret\n")
+        scratch.write("nginx/.keep", "")
+        let file = scratch.write("pushdeploy.yml", text)
+        return try ConfigLoader(environment: environment).load(path: file)
+    }
+
+    private func problems(_ text: String, environment: [String: String] = ["GITLAB_TOKEN": "gl-token", "SHOP_TOKEN": "ghp_x"]) -> [String] {
+        do {
+            _ = try load(text, environment: environment)
+            return []
+        } catch {
+            return error.problems.map(\.description)
+        }
+    }
+
+    @Test func readsTheDesignExample() throws {
+        let config = try load(yaml(shop))
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 9100))
+        #expect(config.stateDirectory == scratch.path + "/state")
+        #expect(config.token == Secret("api-token"))
+        #expect(config.bodyLimit == 5 * 1024 * 1024)
+        let app = try #require(config.app(named: "shop"))
+        #expect(app.repository.token == Secret("ghp_x"))
+        #expect(app.webhooks.github == Secret("hook-secret"))
+        #expect(app.webhooks.gitlab == Secret("gl-token"))
+        #expect(app.build.command == ["./gradlew", "bootJar"])
+        #expect(app.build.timeout == .seconds(900))
+        #expect(app.strategy == .blueGreen(blue: 8081, green: 8082))
+        #expect(app.health.interval == .milliseconds(250))
+        #expect(app.health.startupTimeout == .seconds(120))
+        #expect(app.nginx?.includeFile == scratch.path + "/nginx/shop.inc")
+        #expect(app.run.env["JAVA_OPTS"] == "-Xmx512m")
+    }
+
+    @Test func severalAppsKeepTheirOrder() throws {
+        let second = shop.replacingOccurrences(of: "  shop:", with: "  admin:")
+            .replacingOccurrences(of: "8081", with: "8091").replacingOccurrences(of: "8082", with: "8092")
+        let config = try load(yaml(shop + "\n" + second))
+        #expect(config.apps.map(\.name) == ["shop", "admin"])
+    }
+
+    @Test func anUnknownKeyIsNamedWithItsPathAndASuggestion() {
+        let found = problems(yaml(shop.replacingOccurrences(of: "keep_releases: 5", with: "keep_release: 5")))
+        #expect(found.count == 1)
+        #expect(found[0].contains("apps.shop.keep_release: unknown key 'keep_release' (did you mean 'keep_releases'?)"))
+    }
+
+    @Test func aBadDurationNamesTheKey() {
+        let found = problems(yaml(shop.replacingOccurrences(of: "timeout: 15m", with: "timeout: 15 minutes")))
+        #expect(found.contains { $0.contains("apps.shop.build.timeout: bad duration '15 minutes'") })
+    }
+
+    @Test func aMissingSecretFileIsReported() {
+        let found = problems(yaml(shop.replacingOccurrences(of: "secret_file: github_secret", with: "secret_file: nowhere")))
+        #expect(found.contains { $0.contains("apps.shop.webhooks.github.secret_file: secret file \(scratch.path)/nowhere is missing or unreadable") })
+    }
+
+    @Test func anUnsetSecretVariableIsReportedWithoutAValue() {
+        let found = problems(yaml(shop), environment: [:])
+        #expect(found.contains { $0.contains("apps.shop.webhooks.gitlab.token_env: environment variable GITLAB_TOKEN is not set") })
+    }
+
+    @Test func twoAppsOnOnePortAreRefused() {
+        let second = shop.replacingOccurrences(of: "  shop:", with: "  admin:").replacingOccurrences(of: "8081", with: "8091")
+        let found = problems(yaml(shop + "\n" + second))
+        #expect(found.contains { $0.contains("apps.admin: port 8082 is also used by app shop") })
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        let broken = shop
+            .replacingOccurrences(of: "strategy: blue-green", with: "strategy: canary")
+            .replacingOccurrences(of: "expect_status: 200", with: "expect_status: 999")
+            .replacingOccurrences(of: "interval: 250ms", with: "interval: soon")
+        let found = problems(yaml(broken))
+        #expect(found.count >= 3)
+        #expect(found.contains { $0.contains("apps.shop.strategy: 'canary' is not a strategy") })
+        #expect(found.contains { $0.contains("apps.shop.health.expect_status: 999 is out of range") })
+        #expect(found.contains { $0.contains("apps.shop.health.interval: bad duration 'soon'") })
+        #expect(found.allSatisfy { $0.hasPrefix("line ") })
+    }
+
+    @Test func secretsNeverAppearInProblemsOrDescriptions() throws {
+        let config = try load(yaml(shop))
+        let app = try #require(config.apps.first)
+        #expect("\(app.webhooks)".contains("hook-secret") == false)
+        #expect("\(config)".contains("api-token") == false)
+        #expect(String(describing: Secret("hunter2")) == "<secret>")
+        let found = problems(yaml(shop.replacingOccurrences(of: "token_env: GITLAB_TOKEN", with: "token_env: GITLAB_TOKEN, token_file: github_secret")))
+        #expect(found.allSatisfy { !$0.contains("hook-secret") && !$0.contains("gl-token") })
+    }
+
+    @Test func aPortIsRequiredInTheRunCommand() {
+        let found = problems(yaml(shop.replacingOccurrences(of: "\"--server.port={port}\", ", with: "")))
+        #expect(found.contains { $0.contains("apps.shop.run.command: must pass {port}") })
+    }
+
+    @Test func rollingNeedsInstances() throws {
+        let rolling = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: rolling")
+            .replacingOccurrences(of: "slots: { blue: 8081, green: 8082 }", with: "instances: [8081, 8082, 8083]")
+        #expect(try load(yaml(rolling)).apps[0].strategy == .rolling(instances: [8081, 8082, 8083]))
+        let missing = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: rolling")
+            .replacingOccurrences(of: "slots: { blue: 8081, green: 8082 }", with: "")
+        #expect(problems(yaml(missing)).contains { $0.contains("apps.shop.instances: rolling needs a list of ports") })
+    }
+
+    @Test func notYAMLAtAll() {
+        let found = problems("apps: [unclosed")
+        #expect(found.count == 1)
+        #expect(found[0].contains("not valid YAML"))
+    }
+
+    @Test func bodyLimitTakesSizes() throws {
+        #expect(try load(yaml(shop, top: "body_limit: 64KiB")).bodyLimit == 65536)
+        #expect(problems(yaml(shop, top: "body_limit: lots")).contains { $0.contains("body_limit: bad size 'lots'") })
+    }
+
+    @Test func durationsParse() {
+        #expect(DurationParser.parse("250ms") == .milliseconds(250))
+        #expect(DurationParser.parse("1m30s") == .seconds(90))
+        #expect(DurationParser.parse("2h") == .seconds(7200))
+        #expect(DurationParser.parse("15") == nil)
+        #expect(DurationParser.parse("-1s") == nil)
+        #expect(DurationParser.parse("") == nil)
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+@testable import PushDeploy
+
+@Suite("Deploy queue")
+struct DeployQueueTests {
+    let scratch = ScratchDirectory()
+
+    private func makeQueue(cancelSuperseded: Bool = false) async throws -> (DeployQueue, DeploymentStore, GatedRunner) {
+        let store = DeploymentStore(stateDirectory: scratch.path)
+        try await store.open(apps: ["shop"])
+        let runner = GatedRunner()
+        return (DeployQueue(app: testApp(cancelSuperseded: cancelSuperseded), store: store, runner: runner), store, runner)
+    }
+
+    private func push(_ commit: String, delivery: String? = nil) -> Trigger {
+        Trigger(source: .github, deliveryId: delivery, ref: "refs/heads/main", commit: commit)
+    }
+
+    @Test func oneRunsOneWaitsAndANewerPushSupersedesTheWaitingOne() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let first = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(first.id)
+        let second = try await queue.submit(push("b2")).deployment
+        let third = try await queue.submit(push("c3")).deployment
+
+        let snapshot = await queue.snapshot()
+        #expect(snapshot.running?.id == first.id)
+        #expect(snapshot.waiting.map(\.id) == [third.id])
+        let superseded = try #require(try await store.deployment(app: "shop", id: second.id))
+        #expect(superseded.status == .superseded)
+        #expect(superseded.supersededBy == third.id)
+
+        await runner.open(first.id)
+        await runner.waitUntilParked(third.id)
+        await runner.open(third.id)
+        await queue.waitUntilIdle()
+        #expect(try await store.deployment(app: "shop", id: first.id)?.status == .succeeded)
+        #expect(try await store.deployment(app: "shop", id: third.id)?.status == .succeeded)
+        #expect(await runner.startedIDs == [first.id, third.id])
+    }
+
+    @Test func aRepeatedDeliveryReturnsTheFirstDeployment() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let first = try await queue.submit(push("a1", delivery: "guid-1"))
+        let again = try await queue.submit(push("a1", delivery: "guid-1"))
+        #expect(first.isNew)
+        #expect(!again.isNew)
+        #expect(again.deployment.id == first.deployment.id)
+        await runner.waitUntilParked(first.deployment.id)
+        await runner.open(first.deployment.id)
+        await queue.waitUntilIdle()
+        #expect(try await store.list(app: "shop").count == 1)
+    }
+
+    @Test func aFailingRunIsRecordedFailedWithItsReason() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let deployment = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(deployment.id)
+        await runner.open(deployment.id, .fail("gradle exited with status 1"))
+        await queue.waitUntilIdle()
+        let record = try #require(try await store.deployment(app: "shop", id: deployment.id))
+        #expect(record.status == .failed)
+        #expect(record.error == "gradle exited with status 1")
+        #expect(record.phases.map(\.name) == [.queued, .fetching])
+        #expect(record.phases.allSatisfy { $0.endedAt != nil })
+        #expect(record.finishedAt != nil)
+    }
+
+    @Test func aRollbackCancelsADeploymentThatHasNotSwitchedAndGoesFirst() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let running = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(running.id)
+        let waiting = try await queue.submit(push("b2")).deployment
+        let rollback = try await queue.rollback(to: nil, trigger: Trigger(source: .manual))
+
+        await runner.waitUntilParked(rollback.id)
+        #expect(try await store.deployment(app: "shop", id: running.id)?.status == .cancelled)
+        #expect(try await store.deployment(app: "shop", id: running.id)?.error == "cancelled by rollback \(rollback.id)")
+        #expect(await queue.snapshot().running?.id == rollback.id)
+        await runner.open(rollback.id)
+        await runner.waitUntilParked(waiting.id)
+        await runner.open(waiting.id)
+        await queue.waitUntilIdle()
+        #expect(await runner.startedIDs == [running.id, rollback.id, waiting.id])
+        #expect(try await store.deployment(app: "shop", id: rollback.id)?.kind == .rollback)
+    }
+
+    @Test func aRollbackWaitsForADeploymentThatAlreadySwitchedTraffic() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let running = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(running.id)
+        await runner.open(running.id, .switchThenWait)
+        while await queue.snapshot().running?.phase != .switching { await Task.yield() }
+        await runner.waitUntilParked(running.id)
+        let rollback = try await queue.rollback(to: nil, trigger: Trigger(source: .manual))
+        #expect(await queue.snapshot().waiting.map(\.id) == [rollback.id])
+        await runner.open(running.id)
+        await runner.waitUntilParked(rollback.id)
+        #expect(try await store.deployment(app: "shop", id: running.id)?.status == .succeeded)
+        await runner.open(rollback.id)
+        await queue.waitUntilIdle()
+    }
+
+    @Test func cancelSupersededStopsTheRunningBuild() async throws {
+        let (queue, store, runner) = try await makeQueue(cancelSuperseded: true)
+        let running = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(running.id)
+        let newer = try await queue.submit(push("b2")).deployment
+        await runner.waitUntilParked(newer.id)
+        let record = try #require(try await store.deployment(app: "shop", id: running.id))
+        #expect(record.status == .superseded)
+        #expect(record.error == "superseded by deployment \(newer.id)")
+        await runner.open(newer.id)
+        await queue.waitUntilIdle()
+    }
+
+    @Test func shutdownRecordsTheRunningDeploymentInterrupted() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let running = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(running.id)
+        await queue.shutdown()
+        #expect(try await store.deployment(app: "shop", id: running.id)?.status == .interrupted)
+        await #expect(throws: QueueError.shuttingDown) { try await queue.submit(push("b2")) }
+    }
+
+    @Test func theRealPipelineFailsClearlyAtAStepThatIsNotAvailable() async throws {
+        let store = DeploymentStore(stateDirectory: scratch.path)
+        try await store.open(apps: ["shop"])
+        let deployer = Deployer(stateDirectory: scratch.path, fetcher: UnavailableStep(step: "fetching with libgit2"),
+                                builder: UnavailableStep(step: "building"), rollout: UnavailableStep(step: "rollout"),
+                                releases: MemoryReleaseStore(), history: store)
+        let queue = DeployQueue(app: testApp(), store: store, runner: deployer)
+        let deployment = try await queue.submit(push("a1")).deployment
+        await queue.waitUntilIdle()
+        let record = try #require(try await store.deployment(app: "shop", id: deployment.id))
+        #expect(record.status == .failed)
+        #expect(record.error == "fetching with libgit2 is not available in this version of pushdeploy")
+        let log = try String(contentsOfFile: store.logPath(app: "shop", id: deployment.id), encoding: .utf8)
+        #expect(log.contains("phase: fetching"))
+        #expect(log.contains("failed: fetching with libgit2 is not available"))
+    }
+}
