@@ -33,6 +33,7 @@ enum GradleInitScript {
         let path = (directory as NSString).appendingPathComponent(fileName)
         let data = Data(text.utf8)
         if FileManager.default.contents(atPath: path) != data {
+            try AtomicFile.makeDirectory(directory)
             try AtomicFile.write(data, to: path)
         }
         return path

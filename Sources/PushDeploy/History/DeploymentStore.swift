@@ -26,6 +26,10 @@ public actor DeploymentStore {
             try AtomicFile.makeDirectory(folder)
             let names = try FileManager.default.contentsOfDirectory(atPath: folder)
             var found: [Int] = []
+            // A writer killed between create and rename leaves its temporary file; the record itself is whole.
+            for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
+                try? FileManager.default.removeItem(atPath: "\(folder)/\(name)")
+            }
             for name in names where name.hasSuffix(".json") && !name.hasPrefix(".") {
                 guard let id = Int(name.dropLast(5)) else { continue }
                 found.append(id)

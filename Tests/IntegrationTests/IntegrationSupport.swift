@@ -1,0 +1,110 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths and processes the end-to-end tests share.
+enum Integration {
+    /// The repository root.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().standardizedFileURL.path
+
+    /// The `pushdeploy` executable built beside the tests.
+    static var executable: String {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var folder = besideTests.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("pushdeploy").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return root + "/.build/debug/pushdeploy"
+    }
+
+    /// A port nobody listens on right now (bind port 0, read it, close).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Runs a program to the end and returns its status and output (stdout and stderr together).
+    @discardableResult
+    static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil,
+                    in folder: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A `pushdeploy serve` started by a test and always stopped.
+final class RunningServer: Sendable {
+    let process: Process
+    let port: Int
+    let logPath: String
+
+    init(config: String, port: Int, logPath: String) throws {
+        self.port = port
+        self.logPath = logPath
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Integration.executable)
+        process.arguments = ["serve", "--config", config, "--port", String(port)]
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    /// Waits until `/healthz` answers.
+    func waitUntilReady() async throws {
+        for _ in 0..<200 {
+            if let (status, _) = try? Integration.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/healthz"]),
+               status == 0 {
+                let (_, code) = try Integration.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/healthz"])
+                if code == "200" { return }
+            }
+            guard process.isRunning else { throw ServerExited(log: (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ServerExited(log: "not ready after 10 s")
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+struct ServerExited: Error, CustomStringConvertible {
+    var log: String
+    var description: String { "pushdeploy serve exited: \(log)" }
+}
