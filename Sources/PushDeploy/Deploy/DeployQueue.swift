@@ -124,7 +124,7 @@ public actor DeployQueue {
         let log: any DeploymentLog = (try? store.log(app: app.name, id: id)) ?? MemoryDeploymentLog()
         log.line("\(deployment.kind.rawValue) \(id) of \(app.name) started (trigger: \(deployment.trigger.source.rawValue))")
         let progress = DeploymentProgress(
-            app: app.name, id: id, log: log,
+            app: app.name, id: id, kind: deployment.kind, log: log,
             enterPhase: { phase in try await self.enter(id, phase) },
             change: { update in try await self.store.update(app: self.app.name, id: id, update) })
         var status = DeploymentStatus.succeeded

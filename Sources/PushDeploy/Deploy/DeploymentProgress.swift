@@ -4,15 +4,18 @@
 public struct DeploymentProgress: Sendable {
     public let app: String
     public let id: Int
+    /// A deployment ships new code; a rollback goes back to a stored release (no watch window, `after_rollback` hook).
+    public let kind: DeploymentKind
     public let log: any DeploymentLog
     private let enterPhase: @Sendable (DeploymentStatus) async throws -> Void
     private let change: @Sendable (@Sendable (inout Deployment) -> Void) async throws -> Void
 
-    public init(app: String, id: Int, log: any DeploymentLog,
+    public init(app: String, id: Int, kind: DeploymentKind = .deploy, log: any DeploymentLog,
                 enterPhase: @escaping @Sendable (DeploymentStatus) async throws -> Void,
                 change: @escaping @Sendable (@Sendable (inout Deployment) -> Void) async throws -> Void) {
         self.app = app
         self.id = id
+        self.kind = kind
         self.log = log
         self.enterPhase = enterPhase
         self.change = change
@@ -32,7 +35,7 @@ public struct DeploymentProgress: Sendable {
     /// A progress that keeps the record in memory, for unit tests of steps.
     public static func inMemory(_ deployment: Deployment, log: any DeploymentLog = MemoryDeploymentLog()) -> (DeploymentProgress, MemoryDeploymentRecord) {
         let holder = MemoryDeploymentRecord(deployment)
-        let progress = DeploymentProgress(app: deployment.app, id: deployment.id, log: log,
+        let progress = DeploymentProgress(app: deployment.app, id: deployment.id, kind: deployment.kind, log: log,
                                           enterPhase: { phase in await holder.change { $0.enter(phase) } },
                                           change: { update in await holder.change(update) })
         return (progress, holder)

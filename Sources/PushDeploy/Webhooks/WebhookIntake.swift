@@ -51,14 +51,18 @@ public struct WebhookIntake: Sendable {
 
     /// The apps whose secret signed the request; throws when none did.
     private func verify(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> [AppConfig] {
-        let configured: [AppConfig] = apps.filter {
+        // Each app's check, keyed by its secret: apps often share one, and each distinct secret is checked once.
+        let checks: [(app: AppConfig, key: String, check: () -> Bool)] = apps.compactMap { app in
             switch sender {
-            case .github: $0.webhooks.github != nil
-            case .gitlab: $0.webhooks.gitlab != nil
-            case .travis: $0.webhooks.travisPublicKeyPEM != nil
+            case .github:
+                app.webhooks.github.map { secret in (app, Hex.encode(secret.bytes), { GitHubWebhook.isSigned(request, with: secret) }) }
+            case .gitlab:
+                app.webhooks.gitlab.map { token in (app, Hex.encode(token.bytes), { GitLabWebhook.isSigned(request, with: token) }) }
+            case .travis:
+                app.webhooks.travisPublicKeyPEM.map { pem in (app, pem, { TravisWebhook.isSigned(request, withPublicKey: pem) }) }
             }
         }
-        guard !configured.isEmpty else {
+        guard !checks.isEmpty else {
             throw .unauthorized("no app accepts \(sender.rawValue) webhooks (configure webhooks.\(sender.rawValue))")
         }
         switch sender {
@@ -73,18 +77,12 @@ public struct WebhookIntake: Sendable {
             guard request.header("signature") != nil else { throw .unauthorized("missing Signature header") }
         }
         var verdicts: [String: Bool] = [:]
-        let signed = configured.filter { app in
-            // Apps often share one secret: check each distinct secret once.
-            let (key, check): (String, () -> Bool) = switch sender {
-            case .github: (Hex.encode(app.webhooks.github!.bytes), { GitHubWebhook.isSigned(request, with: app.webhooks.github!) })
-            case .gitlab: (Hex.encode(app.webhooks.gitlab!.bytes), { GitLabWebhook.isSigned(request, with: app.webhooks.gitlab!) })
-            case .travis: (app.webhooks.travisPublicKeyPEM!, { TravisWebhook.isSigned(request, withPublicKey: app.webhooks.travisPublicKeyPEM!) })
-            }
-            if let known = verdicts[key] { return known }
-            let verdict = check()
-            verdicts[key] = verdict
+        let signed = checks.filter { entry in
+            if let known = verdicts[entry.key] { return known }
+            let verdict = entry.check()
+            verdicts[entry.key] = verdict
             return verdict
-        }
+        }.map(\.app)
         guard !signed.isEmpty else {
             throw .unauthorized(sender == .gitlab ? "X-Gitlab-Token does not match" : "signature does not match")
         }
