@@ -20,7 +20,7 @@ struct FixtureReplayTests {
 
     @Test(.enabled(if: FixtureReplayTests.present, "../shared/fixtures/webhooks is not here"))
     func everySampleGetsTheRightAnswer() async throws {
-        let travis = try _RSAKeyHolder()
+        let travis = _RSAKeyHolder(key: RouterFixture.sharedTravisKey)
         let apps = [
             RouterFixture.app("hello", url: "https://github.com/Codertocat/Hello-World.git", branch: "master", ports: (18101, 18102)),
             RouterFixture.app("gitea", url: "https://try.gitea.io/kostekIV/test.git", branch: "d", ports: (18103, 18104)),
@@ -114,8 +114,6 @@ import Crypto
 /// A Travis-like signing key made by the test.
 struct _RSAKeyHolder: Sendable {
     let key: _RSA.Signing.PrivateKey
-
-    init() throws { key = try _RSA.Signing.PrivateKey(keySize: .bits2048) }
 
     var publicPEM: String { key.publicKey.pemRepresentation }
 

@@ -24,11 +24,13 @@ final class RouterFixture: Sendable {
     static let githubSecret = "It's a Secret to Everybody"
     static let gitlabToken = "gitlab-token-123"
     static let apiToken = "api-token-xyz"
+    /// RSA key generation takes a good part of a second of CPU: one key serves every test.
+    static let sharedTravisKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
 
     init(apps: [AppConfig]? = nil, bodyLimit: Int = 5 * 1024 * 1024) async throws {
         directory = NSTemporaryDirectory() + "pushdeploy-router-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        travisKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        travisKey = Self.sharedTravisKey
         let apps = apps ?? [Self.app("shop", url: "https://github.com/acme/shop.git", branch: "main", travisPEM: travisKey.publicKey.pemRepresentation)]
         let config = Config(listen: ListenAddress(host: "127.0.0.1", port: 0), stateDirectory: directory,
                             token: Secret(Self.apiToken), bodyLimit: bodyLimit, apps: apps)

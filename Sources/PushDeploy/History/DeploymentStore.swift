@@ -1,8 +1,12 @@
+import Dispatch
 import Foundation
 
 /// The deployment history: `deployments/<app>/NNNNNN.json` and its `.log`, one file per deployment.
 ///
 /// Every record is rewritten atomically at every phase, so a crash leaves the last phase written.
+/// Writes that arrive together are committed together (one fsync round for the batch): a flood of
+/// webhooks costs one disk flush per batch, not one per request, and every caller still returns only
+/// once its record is on disk.
 public actor DeploymentStore {
     /// The `deployments` folder under the state directory.
     public nonisolated let root: String
@@ -10,6 +14,11 @@ public actor DeploymentStore {
     private var deliveries: [String: Int] = [:]
     private var cache: [String: Deployment] = [:]
     private var opened: Set<String> = []
+    private var pending: [(path: String, data: Data)] = []
+    private var pendingWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var isFlushing = false
+    /// Disk writes run here, off the cooperative thread pool: an fsync blocks for milliseconds.
+    private static let disk = DispatchQueue(label: "pushdeploy.history.disk")
     /// Records that could not be read at start-up; their ids stay taken and the server starts anyway.
     public private(set) var unreadableRecords: [String] = []
 
@@ -19,7 +28,7 @@ public actor DeploymentStore {
 
     /// Reads the history of `apps`, closes every unfinished deployment as `interrupted`, and returns those.
     @discardableResult
-    public func open(apps: [String], at date: Date = Date()) throws -> [Deployment] {
+    public func open(apps: [String], at date: Date = Date()) async throws -> [Deployment] {
         var interrupted: [Deployment] = []
         for app in apps {
             let folder = directory(app)
@@ -43,7 +52,7 @@ public actor DeploymentStore {
                 if let delivery = deliveryKey(deployment) { deliveries[delivery] = id }
                 if !deployment.status.isFinished {
                     deployment.finish(.interrupted, error: "pushdeploy stopped during \(deployment.status.rawValue)", at: date)
-                    try write(deployment)
+                    try await write(deployment)
                     interrupted.append(deployment)
                 }
             }
@@ -55,7 +64,7 @@ public actor DeploymentStore {
 
     /// Records a new deployment as `queued`; a repeated delivery id returns the first deployment and `false`.
     public func create(app: String, kind: DeploymentKind, trigger: Trigger, strategy: String,
-                       at date: Date = Date()) throws -> (deployment: Deployment, isNew: Bool) {
+                       at date: Date = Date()) async throws -> (deployment: Deployment, isNew: Bool) {
         guard opened.contains(app) else { throw HistoryError.notOpened(app: app) }
         var probe = Deployment(id: 0, app: app, kind: kind, trigger: trigger, strategy: strategy, createdAt: date)
         if let key = deliveryKey(probe), let first = deliveries[key], let existing = try deployment(app: app, id: first) {
@@ -66,25 +75,32 @@ public actor DeploymentStore {
         while FileManager.default.fileExists(atPath: recordPath(app: app, id: id)) { id += 1 }
         probe.id = id
         try AtomicFile.makeDirectory(directory(app))
-        try write(probe)
         ids[app, default: []].append(id)
         if let key = deliveryKey(probe) { deliveries[key] = id }
+        do {
+            try await write(probe)
+        } catch {
+            ids[app]?.removeAll { $0 == id }
+            if let key = deliveryKey(probe) { deliveries[key] = nil }
+            cache[key(app, id)] = nil
+            throw error
+        }
         return (probe, true)
     }
 
     /// Rewrites a deployment's record.
-    public func save(_ deployment: Deployment) throws {
-        try write(deployment)
+    public func save(_ deployment: Deployment) async throws {
+        try await write(deployment)
     }
 
     /// Loads a deployment, changes it in `change`, and saves it only if `change` did not throw.
     @discardableResult
-    public func update(app: String, id: Int, _ change: (inout Deployment) throws -> Void) throws -> Deployment {
+    public func update(app: String, id: Int, _ change: (inout Deployment) throws -> Void) async throws -> Deployment {
         guard var deployment = try deployment(app: app, id: id) else {
             throw HistoryError.notFound(app: app, id: id)
         }
         try change(&deployment)
-        try write(deployment)
+        try await write(deployment)
         return deployment
     }
 
@@ -157,9 +173,36 @@ public actor DeploymentStore {
         }
     }
 
-    private func write(_ deployment: Deployment) throws {
-        try Self.writeRecord(deployment, to: recordPath(app: deployment.app, id: deployment.id))
+    /// Queues the record for the next batch and returns once that batch is on disk.
+    private func write(_ deployment: Deployment) async throws {
+        let data = try JSONEncoder.pushDeploy.encode(deployment)
         cache[key(deployment.app, deployment.id)] = deployment
+        let path = recordPath(app: deployment.app, id: deployment.id)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            pending.append((path, data))
+            pendingWaiters.append(continuation)
+            if !isFlushing {
+                isFlushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    /// Writes batches until none is left; what arrives during a batch goes into the next one.
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = pending
+            let waiters = pendingWaiters
+            pending = []
+            pendingWaiters = []
+            let result: Result<Void, any Error> = await withCheckedContinuation { continuation in
+                Self.disk.async {
+                    continuation.resume(returning: Result { try AtomicFile.write(batch) })
+                }
+            }
+            for waiter in waiters { waiter.resume(with: result) }
+        }
+        isFlushing = false
     }
 }
 

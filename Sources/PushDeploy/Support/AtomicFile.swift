@@ -9,36 +9,59 @@ import Foundation
 public enum AtomicFile {
     /// Replaces `path` with `data`: write a temporary file beside it, fsync it, rename it over, fsync the folder.
     public static func write(_ data: Data, to path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        let temporary = "\(directory)/.\(name).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(operation: "create", path: temporary, errno: errno) }
-        var closed = false
-        defer {
-            if !closed { close(fd) }
+        try write([(path, data)])
+    }
+
+    /// Replaces several files at once, with one flush of each folder: every file is whole, old or new.
+    ///
+    /// The files are written to temporaries and fsynced, then renamed, then their folders fsynced.
+    /// When a path appears twice, the last data wins.
+    public static func write(_ files: [(path: String, data: Data)]) throws {
+        var latest: [String: Int] = [:]
+        for (index, file) in files.enumerated() { latest[file.path] = index }
+        let unique = files.enumerated().filter { latest[$0.element.path] == $0.offset }.map(\.element)
+        var written: [(temporary: String, path: String)] = []
+        do {
+            for file in unique {
+                let directory = (file.path as NSString).deletingLastPathComponent
+                let temporary = "\(directory)/.\((file.path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
+                try writeSynced(file.data, to: temporary)
+                written.append((temporary, file.path))
+            }
+            for entry in written {
+                guard rename(entry.temporary, entry.path) == 0 else { throw FileError(operation: "rename", path: entry.path, errno: errno) }
+            }
+        } catch {
+            for entry in written { unlink(entry.temporary) }
+            throw error
         }
+        for directory in Set(unique.map { ($0.path as NSString).deletingLastPathComponent }) {
+            try syncDirectory(directory)
+        }
+    }
+
+    /// Creates `path` (which must not exist), writes `data` and fsyncs it.
+    private static func writeSynced(_ data: Data, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(operation: "create", path: path, errno: errno) }
+        defer { close(fd) }
         do {
             try data.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {
-                    let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
+                    let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if count < 0 {
                         if errno == EINTR { continue }
-                        throw FileError(operation: "write", path: temporary, errno: errno)
+                        throw FileError(operation: "write", path: path, errno: errno)
                     }
-                    offset += written
+                    offset += count
                 }
             }
-            guard fsync(fd) == 0 else { throw FileError(operation: "fsync", path: temporary, errno: errno) }
-            closed = true
-            guard close(fd) == 0 else { throw FileError(operation: "close", path: temporary, errno: errno) }
-            guard rename(temporary, path) == 0 else { throw FileError(operation: "rename", path: path, errno: errno) }
+            guard fsync(fd) == 0 else { throw FileError(operation: "fsync", path: path, errno: errno) }
         } catch {
-            unlink(temporary)
+            unlink(path)
             throw error
         }
-        try syncDirectory(directory)
     }
 
     /// Flushes a folder's entries (a rename or a new file) to disk.
