@@ -5,16 +5,19 @@ public struct Deployer: DeploymentRunner {
     public var builder: any ReleaseBuilder
     public var rollout: any Rollout
     public var releases: any ReleaseStore
+    /// Runs `before_build`, `after_build` and `on_failure` (the rollout runs the switch hooks).
+    public var hooks: any RolloutHooks
     /// Finds the stored release a rollback goes to, and the releases retention must keep.
     public var rollbackTargets: HistoryRollbackTargets
 
     public init(stateDirectory: String, fetcher: any SourceFetcher, builder: any ReleaseBuilder, rollout: any Rollout,
-                releases: any ReleaseStore, history: DeploymentStore) {
+                releases: any ReleaseStore, history: DeploymentStore, hooks: any RolloutHooks = NoHooks()) {
         self.stateDirectory = stateDirectory
         self.fetcher = fetcher
         self.builder = builder
         self.rollout = rollout
         self.releases = releases
+        self.hooks = hooks
         self.rollbackTargets = HistoryRollbackTargets(store: history, releases: releases)
     }
 
@@ -22,6 +25,21 @@ public struct Deployer: DeploymentRunner {
     public func checkoutPath(_ app: String) -> String { "\(stateDirectory)/repos/\(app)" }
 
     public func run(_ deployment: Deployment, app: AppConfig, progress: DeploymentProgress) async throws -> RolloutOutcome {
+        do {
+            return try await steps(deployment, app: app, progress: progress)
+        } catch {
+            let record = try? await rollbackTargets.store.deployment(app: app.name, id: deployment.id)
+            let context = HookContext(deploymentID: deployment.id, app: app.name, version: record?.version, commit: record?.commit)
+            do {
+                try await hooks.run(.onFailure, app: app, context: context, log: progress.log)
+            } catch let hookError {
+                progress.log.line("on_failure hook failed: \(hookError)")
+            }
+            throw error
+        }
+    }
+
+    private func steps(_ deployment: Deployment, app: AppConfig, progress: DeploymentProgress) async throws -> RolloutOutcome {
         switch deployment.kind {
         case .deploy:
             try await progress.enter(.fetching)
@@ -32,6 +50,8 @@ public struct Deployer: DeploymentRunner {
             try await progress.record { $0.commit = source.commit }
             try Task.checkCancellation()
             try await progress.enter(.building)
+            try await hooks.run(.beforeBuild, app: app, context: HookContext(deploymentID: deployment.id, app: app.name, commit: source.commit),
+                                log: progress.log)
             let release = try await builder.build(
                 BuildRequest(app: app.name, checkoutPath: source.checkoutPath, commit: source.commit, build: app.build,
                              deploymentID: deployment.id),
@@ -39,6 +59,13 @@ public struct Deployer: DeploymentRunner {
             try await progress.record { $0.version = release.version }
             progress.log.line("release \(release.version) stored (built in \(String(format: "%.1f", release.buildSeconds)) s)")
             await pruneReleases(app, keeping: release.version, log: progress.log)
+            do {
+                try await hooks.run(.afterBuild, app: app, context: HookContext(deploymentID: deployment.id, app: app.name,
+                                                                                 version: release.version, commit: release.commit),
+                                    log: progress.log)
+            } catch {
+                progress.log.line("after_build hook failed (the deployment goes on): \(error)")
+            }
             try Task.checkCancellation()
             return try await rollout.rollOut(release, app: app, progress: progress)
         case .rollback:

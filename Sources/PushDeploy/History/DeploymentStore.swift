@@ -155,6 +155,14 @@ public actor DeploymentStore {
 
     private func key(_ app: String, _ id: Int) -> String { "\(app)/\(id)" }
 
+    /// Keeps a record in memory; past a few hundred, finished ones are dropped and read from disk when asked for.
+    private func remember(_ deployment: Deployment) {
+        cache[key(deployment.app, deployment.id)] = deployment
+        if cache.count > 256 {
+            cache = cache.filter { !$0.value.status.isFinished }
+        }
+    }
+
     private func deliveryKey(_ deployment: Deployment) -> String? {
         deployment.trigger.deliveryId.map { "\(deployment.app)/\(deployment.trigger.source.rawValue)/\($0)" }
     }
@@ -166,7 +174,7 @@ public actor DeploymentStore {
         }
         do {
             let deployment = try JSONDecoder.pushDeploy.decode(Deployment.self, from: data)
-            cache[key(app, id)] = deployment
+            remember(deployment)
             return deployment
         } catch {
             throw HistoryError.unreadable(path: path, reason: "\(error)")
@@ -176,7 +184,7 @@ public actor DeploymentStore {
     /// Queues the record for the next batch and returns once that batch is on disk.
     private func write(_ deployment: Deployment) async throws {
         let data = try JSONEncoder.pushDeploy.encode(deployment)
-        cache[key(deployment.app, deployment.id)] = deployment
+        remember(deployment)
         let path = recordPath(app: deployment.app, id: deployment.id)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             pending.append((path, data))

@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@code --server.address=127.0.0.1} ({@code SERVER_ADDRESS})</li>
  *   <li>{@code --startup-delay=2s} or {@code 500ms} ({@code DEMO_STARTUP_DELAY}): wait before listening</li>
  *   <li>{@code --health=down} ({@code DEMO_HEALTH}): answer 503 {@code {"status":"DOWN"}}</li>
+ *   <li>{@code --health-fail-after=5s} ({@code DEMO_HEALTH_FAIL_AFTER}): healthy at first, DOWN after that long</li>
  *   <li>{@code --shutdown-grace=30s} ({@code DEMO_SHUTDOWN_GRACE}): the most SIGTERM waits for in-flight requests</li>
  * </ul>
  * Other arguments (such as {@code --spring.profiles.active=blue}) are accepted and ignored.
@@ -37,6 +38,8 @@ public final class DemoApp {
         long startupDelay = millis(option(args, "startup-delay", "DEMO_STARTUP_DELAY", "0ms"));
         boolean healthy = !"down".equalsIgnoreCase(option(args, "health", "DEMO_HEALTH", "up"));
         long grace = millis(option(args, "shutdown-grace", "DEMO_SHUTDOWN_GRACE", "30s"));
+        // For tests of the watch window: healthy at first, DOWN once this much time has passed since start.
+        long healthFailAfter = millis(option(args, "health-fail-after", "DEMO_HEALTH_FAIL_AFTER", "0ms"));
         String version = version();
 
         log("Starting demo-app " + version + " (pid " + ProcessHandle.current().pid() + ")");
@@ -49,7 +52,8 @@ public final class DemoApp {
         ExecutorService workers = Executors.newFixedThreadPool(32);
         server.setExecutor(workers);
         server.createContext("/actuator/health", exchange -> counted(exchange, () -> {
-            if (healthy) {
+            boolean failed = healthFailAfter > 0 && System.currentTimeMillis() - started > healthFailAfter;
+            if (healthy && !failed) {
                 send(exchange, 200, "application/json", "{\"status\":\"UP\"}");
             } else {
                 send(exchange, 503, "application/json", "{\"status\":\"DOWN\"}");
