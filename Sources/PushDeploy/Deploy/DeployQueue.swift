@@ -49,7 +49,8 @@ public actor DeployQueue {
             current.task?.cancel()
         }
         if let replaced {
-            try await store.update(app: app.name, id: replaced.id) {
+            // The new record is on disk; the old one's new status may land with the next batch.
+            await store.updateSoon(app: app.name, id: replaced.id) {
                 $0.supersededBy = deployment.id
                 $0.finish(.superseded, error: "superseded by deployment \(deployment.id) before it started")
             }

@@ -181,6 +181,19 @@ public actor DeploymentStore {
         }
     }
 
+    /// Changes a record and queues it for the next batch without waiting for the disk.
+    ///
+    /// For bookkeeping a request need not wait for (a waiting deployment marked `superseded`): should
+    /// pushdeploy die before the batch lands, the record still says `queued` and is closed `interrupted` at start-up.
+    public func updateSoon(app: String, id: Int, _ change: (inout Deployment) -> Void) {
+        guard var deployment = try? deployment(app: app, id: id) else { return }
+        change(&deployment)
+        guard let data = try? JSONEncoder.pushDeploy.encode(deployment) else { return }
+        remember(deployment)
+        pending.append((recordPath(app: app, id: id), data))
+        startFlushing()
+    }
+
     /// Queues the record for the next batch and returns once that batch is on disk.
     private func write(_ deployment: Deployment) async throws {
         let data = try JSONEncoder.pushDeploy.encode(deployment)
@@ -189,11 +202,14 @@ public actor DeploymentStore {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             pending.append((path, data))
             pendingWaiters.append(continuation)
-            if !isFlushing {
-                isFlushing = true
-                Task { await self.flush() }
-            }
+            startFlushing()
         }
+    }
+
+    private func startFlushing() {
+        guard !isFlushing else { return }
+        isFlushing = true
+        Task { await self.flush() }
     }
 
     /// Writes batches until none is left; what arrives during a batch goes into the next one.

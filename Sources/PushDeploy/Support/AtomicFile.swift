@@ -3,7 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 import Foundation
+import Synchronization
 
 /// Writes files so that a reader (or a crash) sees the old content or the new, never a torn one.
 public enum AtomicFile {
@@ -20,20 +22,29 @@ public enum AtomicFile {
         var latest: [String: Int] = [:]
         for (index, file) in files.enumerated() { latest[file.path] = index }
         let unique = files.enumerated().filter { latest[$0.element.path] == $0.offset }.map(\.element)
-        var written: [(temporary: String, path: String)] = []
-        do {
-            for file in unique {
-                let directory = (file.path as NSString).deletingLastPathComponent
-                let temporary = "\(directory)/.\((file.path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
-                try writeSynced(file.data, to: temporary)
-                written.append((temporary, file.path))
+        let temporaries = unique.map { file in
+            let directory = (file.path as NSString).deletingLastPathComponent
+            return "\(directory)/.\((file.path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
+        }
+        // The fsyncs run side by side: the file system folds concurrent flushes into one journal commit.
+        let failures = Mutex<[Int: any Error]>([:])
+        DispatchQueue.concurrentPerform(iterations: unique.count) { index in
+            do {
+                try writeSynced(unique[index].data, to: temporaries[index])
+            } catch {
+                failures.withLock { $0[index] = error }
             }
-            for entry in written {
-                guard rename(entry.temporary, entry.path) == 0 else { throw FileError(operation: "rename", path: entry.path, errno: errno) }
+        }
+        if let failure = failures.withLock({ $0.sorted { $0.key < $1.key }.first?.value }) {
+            for temporary in temporaries { unlink(temporary) }
+            throw failure
+        }
+        for (index, file) in unique.enumerated() {
+            guard rename(temporaries[index], file.path) == 0 else {
+                let error = FileError(operation: "rename", path: file.path, errno: errno)
+                for temporary in temporaries[index...] { unlink(temporary) }
+                throw error
             }
-        } catch {
-            for entry in written { unlink(entry.temporary) }
-            throw error
         }
         for directory in Set(unique.map { ($0.path as NSString).deletingLastPathComponent }) {
             try syncDirectory(directory)

@@ -1,0 +1,93 @@
+import Foundation
+
+/// The include file pushdeploy owns in an app's nginx site: rendered from ports, parsed back.
+///
+/// The form follows the app's strategy, never the number of ports (a rolling app down to one
+/// instance still gets an `upstream`, because its site config names the upstream):
+///
+/// - blue-green: one line, `set $service_url http://127.0.0.1:PORT;`. Include the file *inside the
+///   `server` block* and write `proxy_pass $service_url;` in the location. The address is an IP
+///   literal, so nginx needs no `resolver` for the variable.
+/// - rolling: `upstream <app>_backend { server 127.0.0.1:P; … keepalive 16; }`. Include the file at
+///   `http` level (next to the `server` block, e.g. from `conf.d/`) and write
+///   `proxy_pass http://<app>_backend;` with `proxy_http_version 1.1;` and
+///   `proxy_set_header Connection "";` so the keepalive pool is used.
+///
+/// The first line is a comment saying that pushdeploy wrote the file and will replace it.
+public enum NginxInclude {
+    /// The name of a rolling app's `upstream` block: `<app>_backend` (app names hold only letters, digits, `-`, `_`).
+    public static func upstreamName(app: String) -> String { "\(app)_backend" }
+
+    /// The file's text for `ports`, in the form `strategy` needs.
+    public static func render(_ ports: [Int], app: String, strategy: Strategy) throws(TrafficError) -> String {
+        try validate(ports, app: app, strategy: strategy)
+        switch strategy {
+        case .blueGreen:
+            return """
+            # Written by pushdeploy for app \(app) (blue-green); the next switch replaces it, so do not edit.
+            # Include it inside the site's server block; the location proxies with: proxy_pass $service_url;
+            set $service_url http://127.0.0.1:\(ports[0]);
+
+            """
+        case .rolling:
+            let servers = ports.map { "    server 127.0.0.1:\($0);" }.joined(separator: "\n")
+            return """
+            # Written by pushdeploy for app \(app) (rolling); the next switch replaces it, so do not edit.
+            # Include it at http level; the location proxies with: proxy_pass http://\(upstreamName(app: app));
+            upstream \(upstreamName(app: app)) {
+            \(servers)
+                keepalive 16;
+            }
+
+            """
+        }
+    }
+
+    /// The ports a file in either form points at, in file order; nil when it holds neither form.
+    public static func ports(in text: String) -> [Int]? {
+        var serviceURL: Int?
+        var upstream: [Int] = []
+        var inUpstream = false
+        for rawLine in text.split(whereSeparator: \.isNewline) {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                .trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if words.first == "set", words.count >= 3, words[1] == "$service_url" {
+                serviceURL = port(ofAddress: words[2])
+            } else if words.first == "upstream" {
+                inUpstream = true
+            } else if inUpstream, words.first == "server", words.count >= 2, let port = port(ofAddress: words[1]) {
+                upstream.append(port)
+            } else if line.hasPrefix("}") {
+                inUpstream = false
+            }
+        }
+        if !upstream.isEmpty { return upstream }
+        return serviceURL.map { [$0] }
+    }
+
+    /// The port of `http://127.0.0.1:8081;`, `127.0.0.1:8081;` or `[::1]:8081`.
+    private static func port(ofAddress word: String) -> Int? {
+        var address = word
+        while let last = address.last, last == ";" || last == "/" { address.removeLast() }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        return port
+    }
+
+    private static func validate(_ ports: [Int], app: String, strategy: Strategy) throws(TrafficError) {
+        if ports.isEmpty {
+            throw .invalidPorts(app: app, ports: ports, reason: "no port to send traffic to")
+        }
+        if let bad = ports.first(where: { !(1...65535).contains($0) }) {
+            throw .invalidPorts(app: app, ports: ports, reason: "\(bad) is not a TCP port")
+        }
+        if Set(ports).count != ports.count {
+            throw .invalidPorts(app: app, ports: ports, reason: "a port is listed twice")
+        }
+        if case .blueGreen = strategy, ports.count != 1 {
+            throw .invalidPorts(app: app, ports: ports, reason: "blue-green sends traffic to exactly one slot")
+        }
+    }
+}

@@ -1,0 +1,218 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Points nginx at an app's ports through the include file pushdeploy owns, and proves that it took effect.
+///
+/// The order: read the old file → write the new one atomically → `nginx -t` → reload → confirm through
+/// `verify_url` that new requests reach the new release. A failed test puts the old file back (nginx
+/// never loaded the new one); a failed reload or confirmation puts it back and reloads. The test and
+/// reload commands are the config's argument lists, so a private nginx (`-p DIR -c conf`) works alike.
+/// The form of the file is described at ``NginxInclude``. The deploy queue runs one deployment per app
+/// at a time, so two switches never race on the same include file.
+public struct NginxTrafficSwitch: TrafficSwitch {
+    public var runner: any CommandRunner
+    /// The longest `nginx -t` or a reload may take.
+    public var commandTimeout: Duration
+    /// How long after the reload requests through nginx may take to reach the new release (about 25 ms is usual).
+    public var confirmTimeout: Duration
+    /// The pause between two confirming requests.
+    public var pollInterval: Duration
+    /// One GET; the real one is ``NginxProbe/get(_:timeout:)``, unit tests answer from a script.
+    let fetch: @Sendable (NginxProbe.Target, Duration) async -> NginxProbe.Outcome
+
+    /// A switch that runs nginx through `runner` and confirms over real HTTP.
+    public init(runner: any CommandRunner = SubprocessCommandRunner(), commandTimeout: Duration = .seconds(30),
+                confirmTimeout: Duration = .seconds(5), pollInterval: Duration = .milliseconds(10)) {
+        self.init(runner: runner, commandTimeout: commandTimeout, confirmTimeout: confirmTimeout, pollInterval: pollInterval,
+                  fetch: { await NginxProbe.get($0, timeout: $1) })
+    }
+
+    init(runner: any CommandRunner, commandTimeout: Duration = .seconds(30), confirmTimeout: Duration = .seconds(5),
+         pollInterval: Duration = .milliseconds(10),
+         fetch: @escaping @Sendable (NginxProbe.Target, Duration) async -> NginxProbe.Outcome) {
+        self.runner = runner
+        self.commandTimeout = commandTimeout
+        self.confirmTimeout = confirmTimeout
+        self.pollInterval = pollInterval
+        self.fetch = fetch
+    }
+
+    public func currentPorts(app: AppConfig) -> [Int]? {
+        guard let nginx = app.nginx, let data = FileManager.default.contents(atPath: nginx.includeFile) else { return nil }
+        return NginxInclude.ports(in: String(decoding: data, as: UTF8.self))
+    }
+
+    public func route(to ports: [Int], app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
+        guard let nginx = app.nginx else { throw TrafficError.notConfigured(app: app.name) }
+        let text = try NginxInclude.render(ports, app: app.name, strategy: app.strategy)
+        let confirmation = try Confirmation(nginx: nginx, ports: ports, health: app.health)
+        let path = nginx.includeFile
+        let old = try Self.read(path)
+        let portList = ports.map(String.init).joined(separator: ", ")
+        let was = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) }?.map(String.init).joined(separator: ", ")
+        log.line("nginx: routing \(app.name) to \(portList) (was \(was ?? "no include file"))")
+
+        let started = ContinuousClock.now
+        do {
+            try AtomicFile.write(Data(text.utf8), to: path)
+        } catch {
+            throw TrafficError.fileFailed(path: path, reason: "\(error)")
+        }
+        var reloadAttempted = false
+        do {
+            let test = try await runNginx(nginx.test, log: log) { .testFailed(command: $0, reason: $1, output: $2) }
+            reloadAttempted = true
+            let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
+            let confirmed = try await confirm(confirmation, expectVersion: expectVersion, log: log)
+            log.line("nginx: switched to \(portList) in \(Self.ms(ContinuousClock.now - started)) "
+                     + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed)))")
+        } catch {
+            log.line("nginx: switch to \(portList) failed: \(error)")
+            let problem = await putBack(old, path: path, reloadWith: reloadAttempted ? nginx.reload : nil, log: log)
+            if let problem, let error = error as? TrafficError { throw TrafficError.restoreFailed(after: error, reason: problem) }
+            throw error
+        }
+    }
+
+    /// The old file's bytes, nil when there is none; a file that exists but cannot be read stops the switch,
+    /// since it could not be put back.
+    private static func read(_ path: String) throws(TrafficError) -> Data? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .fileFailed(path: path, reason: "exists but cannot be read, so it could not be put back after a failure")
+        }
+        return data
+    }
+
+    /// Runs an nginx argument list; returns how long it took or throws the error `failure` makes of it.
+    private func runNginx(_ arguments: [String], log: any DeploymentLog,
+                          failure: (_ command: String, _ reason: String, _ output: [String]) -> TrafficError) async throws -> Duration {
+        let command = Command(arguments)
+        let started = ContinuousClock.now
+        let result: CommandResult
+        do {
+            result = try await runner.run(command, log: log, timeout: commandTimeout)
+        } catch let error as CommandError {
+            switch error {
+            case .emptyCommand: throw failure("(empty command)", "the argument list is empty", [])
+            case let .launchFailed(_, reason): throw failure(command.description, "could not start: \(reason)", [])
+            case let .failed(_, status, tail): throw failure(command.description, status.description, tail)
+            case let .timedOut(_, after, tail): throw failure(command.description, "timed out after \(DurationParser.format(after))", tail)
+            }
+        }
+        guard result.status.isSuccess else { throw failure(command.description, result.status.description, result.outputTail) }
+        return ContinuousClock.now - started
+    }
+
+    /// Puts the old file back (or removes the new one when there was none) and reloads if nginx may have loaded the new one.
+    ///
+    /// Runs in a task of its own so that a cancelled deployment still gets its old traffic back. Returns what went wrong, if anything.
+    private func putBack(_ old: Data?, path: String, reloadWith reload: [String]?, log: any DeploymentLog) async -> String? {
+        await Task {
+            do {
+                if let old {
+                    try AtomicFile.write(old, to: path)
+                } else if unlink(path) != 0, errno != ENOENT {
+                    throw FileError(operation: "unlink", path: path, errno: errno)
+                }
+            } catch {
+                log.line("nginx: could not put the old include file back: \(error)")
+                return "\(error)"
+            }
+            log.line(old == nil ? "nginx: removed the new include file (there was none before)" : "nginx: put the old include file back")
+            guard let reload else { return nil }
+            do {
+                let took = try await runNginx(reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
+                log.line("nginx: reloaded with the old include file in \(Self.ms(took))")
+                return nil
+            } catch {
+                log.line("nginx: reload with the old include file failed: \(error)")
+                return "\(error)"
+            }
+        }.value
+    }
+
+    static func ms(_ duration: Duration) -> String { "\(duration.milliseconds) ms" }
+}
+
+extension NginxTrafficSwitch {
+    /// How a switch is proven: through nginx when `verify_url` is set, else (weaker) each backend directly.
+    private enum Confirmation {
+        case throughNginx(NginxProbe.Target)
+        case backendsDirectly([NginxProbe.Target], health: HealthConfig)
+
+        init(nginx: NginxConfig, ports: [Int], health: HealthConfig) throws(TrafficError) {
+            if let url = nginx.verifyURL {
+                self = .throughNginx(try NginxProbe.Target(url: url))
+            } else {
+                self = .backendsDirectly(ports.map { NginxProbe.Target(host: "127.0.0.1", port: $0, path: health.path) }, health: health)
+            }
+        }
+    }
+
+    /// Polls until the answers come from the new release; returns how long that took after the reload.
+    private func confirm(_ confirmation: Confirmation, expectVersion: String?, log: any DeploymentLog) async throws -> Duration {
+        let started = ContinuousClock.now
+        let deadline = started + confirmTimeout
+        switch confirmation {
+        case let .throughNginx(target):
+            let expected = expectVersion.map { "release \($0)" } ?? "any release (a 2xx answer)"
+            try await poll(target, until: deadline, expected: expected) { outcome in
+                guard case let .answered(status, body) = outcome, (200..<300).contains(status) else { return false }
+                return expectVersion.map { Self.body(body, names: $0) } ?? true
+            }
+        case let .backendsDirectly(targets, health):
+            log.line("nginx: no verify_url, so nothing proves that nginx sends requests to the new ports; checking each backend "
+                     + "directly instead (that shows they answer, not that nginx routes to them). Set nginx.verify_url to confirm through nginx.")
+            for target in targets {
+                try await poll(target, until: deadline, expected: "a healthy answer (\(health.expectStatus)\(health.expectBody.map { ", \"\($0)\"" } ?? ""))") { outcome in
+                    guard case let .answered(status, body) = outcome, status == health.expectStatus else { return false }
+                    return health.expectBody.map { body.contains($0) } ?? true
+                }
+            }
+        }
+        return ContinuousClock.now - started
+    }
+
+    /// GETs `target` every `pollInterval` until `accepts` says yes; throws ``TrafficError/notConfirmed(url:expected:waited:lastAnswer:)`` at `deadline`.
+    private func poll(_ target: NginxProbe.Target, until deadline: ContinuousClock.Instant, expected: String,
+                      accepts: (NginxProbe.Outcome) -> Bool) async throws {
+        var last = "no answer yet"
+        while true {
+            let left = deadline - ContinuousClock.now
+            if left <= .zero {
+                throw TrafficError.notConfirmed(url: target.description, expected: expected, waited: confirmTimeout, lastAnswer: last)
+            }
+            let outcome = await fetch(target, min(left, .seconds(2)))
+            if accepts(outcome) { return }
+            last = outcome.summary
+            try await Task.sleep(for: min(pollInterval, max(deadline - ContinuousClock.now, .zero)))
+        }
+    }
+
+    /// True when `version` appears in `body` as a whole word: `1.0` is not found in `demo-app 1.0.1`, but is in `runs 1.0.`.
+    static func body(_ body: String, names version: String) -> Bool {
+        guard !version.isEmpty else { return true }
+        let characters = Array(body)
+        let wanted = Array(version)
+        func continuesVersion(at index: Int, step: Int) -> Bool {
+            guard characters.indices.contains(index) else { return false }
+            let character = characters[index]
+            if character.isLetter || character.isNumber { return true }
+            // A dot or dash continues the version only when more of it follows: `1.0.1` does, `1.0.` does not.
+            guard "._+-".contains(character), characters.indices.contains(index + step) else { return false }
+            return characters[index + step].isLetter || characters[index + step].isNumber
+        }
+        var start = 0
+        while start + wanted.count <= characters.count {
+            if characters[start..<start + wanted.count].elementsEqual(wanted),
+               !continuesVersion(at: start - 1, step: -1), !continuesVersion(at: start + wanted.count, step: 1) {
+                return true
+            }
+            start += 1
+        }
+        return false
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import PushDeploy
+
+@Suite("nginx include file")
+struct NginxIncludeTests {
+    @Test("blue-green writes one set $service_url line under a pushdeploy header")
+    func blueGreenForm() throws {
+        let text = try NginxInclude.render([8082], app: "shop", strategy: .blueGreen(blue: 8081, green: 8082))
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("# Written by pushdeploy for app shop") == true)
+        #expect(lines.last == "set $service_url http://127.0.0.1:8082;")
+        #expect(lines.filter { !$0.hasPrefix("#") } == ["set $service_url http://127.0.0.1:8082;"])
+        #expect(NginxInclude.ports(in: text) == [8082])
+    }
+
+    @Test("rolling writes an <app>_backend upstream with keepalive, even for one port")
+    func rollingForm() throws {
+        let three = try NginxInclude.render([8081, 8082, 8083], app: "shop", strategy: .rolling(instances: [8081, 8082, 8083]))
+        #expect(three.contains("""
+        upstream shop_backend {
+            server 127.0.0.1:8081;
+            server 127.0.0.1:8082;
+            server 127.0.0.1:8083;
+            keepalive 16;
+        }
+        """))
+        #expect(three.contains("proxy_pass http://shop_backend;"))
+        #expect(NginxInclude.ports(in: three) == [8081, 8082, 8083])
+
+        let one = try NginxInclude.render([8082], app: "shop", strategy: .rolling(instances: [8081, 8082]))
+        #expect(one.contains("upstream shop_backend {"))
+        #expect(NginxInclude.ports(in: one) == [8082])
+        #expect(NginxInclude.upstreamName(app: "my-app") == "my-app_backend")
+    }
+
+    @Test("ports that cannot be written are refused before anything is touched",
+          arguments: [([Int](), "no port"), ([0], "0 is not a TCP port"), ([70000], "70000 is not a TCP port"),
+                      ([8081, 8081], "listed twice")])
+    func invalidPorts(ports: [Int], reason: String) {
+        #expect {
+            try NginxInclude.render(ports, app: "shop", strategy: .rolling(instances: [8081]))
+        } throws: { error in
+            guard case let .invalidPorts(app, _, found) = error as? TrafficError else { return false }
+            return app == "shop" && found.contains(reason)
+        }
+    }
+
+    @Test("blue-green refuses more than one port")
+    func blueGreenOnePort() {
+        #expect(throws: TrafficError.invalidPorts(app: "shop", ports: [8081, 8082], reason: "blue-green sends traffic to exactly one slot")) {
+            try NginxInclude.render([8081, 8082], app: "shop", strategy: .blueGreen(blue: 8081, green: 8082))
+        }
+    }
+
+    @Test("parsing reads hand-written variants and ignores comments; text in neither form is nil")
+    func parsing() {
+        #expect(NginxInclude.ports(in: "set $service_url http://localhost:9001/;  # blue\n") == [9001])
+        #expect(NginxInclude.ports(in: "# upstream x { server 127.0.0.1:1; }\nset $service_url http://127.0.0.1:9002;") == [9002])
+        #expect(NginxInclude.ports(in: "upstream a_backend {\n\tserver 127.0.0.1:9003 max_fails=2;\n server [::1]:9004;\n}\nserver_name x;") == [9003, 9004])
+        #expect(NginxInclude.ports(in: "") == nil)
+        #expect(NginxInclude.ports(in: "location / { return 200; }") == nil)
+    }
+
+    @Test("a version counts only as a whole word of the answer")
+    func versionInBody() {
+        #expect(NginxTrafficSwitch.body("demo-app 1.0.1", names: "1.0.1"))
+        #expect(NginxTrafficSwitch.body("demo-app 1.0.1\n", names: "1.0.1"))
+        #expect(NginxTrafficSwitch.body("{\"version\":\"1.0-SNAPSHOT-20250101\"}", names: "1.0-SNAPSHOT-20250101"))
+        #expect(NginxTrafficSwitch.body("running 1.0.", names: "1.0"))
+        #expect(!NginxTrafficSwitch.body("demo-app 1.0.1", names: "1.0"))
+        #expect(!NginxTrafficSwitch.body("demo-app 11.0", names: "1.0"))
+        #expect(!NginxTrafficSwitch.body("demo-app 2.0", names: "1.0"))
+    }
+
+    @Test("the probe's parser reads status and body, plain, sized and chunked")
+    func probeParsing() {
+        func parse(_ text: String) -> NginxProbe.Outcome { NginxProbe.parse(Array(text.utf8)) }
+        #expect(parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ndemo-app 1.2\n") == .answered(status: 200, body: "demo-app 1.2\n"))
+        #expect(parse("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdEXTRA") == .answered(status: 200, body: "abcd"))
+        #expect(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndemo-\r\n7;x=y\r\napp 1.2\r\n0\r\n\r\n")
+            == .answered(status: 200, body: "demo-app 1.2"))
+        #expect(parse("HTTP/1.1 502 Bad Gateway\r\n\r\n<html>bad</html>") == .answered(status: 502, body: "<html>bad</html>"))
+        #expect(parse("") == .failed("the connection closed without an answer"))
+        #expect(parse("SSH-2.0-OpenSSH\r\n\r\n") == .failed("not an HTTP answer: SSH-2.0-OpenSSH"))
+    }
+
+    @Test("verify URLs: http only, port 80 by default, path and query kept")
+    func verifyTargets() throws {
+        let plain = try NginxProbe.Target(url: "http://127.0.0.1/")
+        #expect(plain == NginxProbe.Target(host: "127.0.0.1", port: 80, path: "/"))
+        #expect(plain.hostHeader == "127.0.0.1")
+        let full = try NginxProbe.Target(url: "http://shop.local:8080/version?x=1")
+        #expect(full == NginxProbe.Target(host: "shop.local", port: 8080, path: "/version?x=1"))
+        #expect(full.hostHeader == "shop.local:8080")
+        #expect(try NginxProbe.Target(url: "http://[::1]:81").hostHeader == "[::1]:81")
+        #expect(throws: TrafficError.self) { try NginxProbe.Target(url: "https://shop.example/") }
+        #expect(throws: TrafficError.self) { try NginxProbe.Target(url: "127.0.0.1:80") }
+    }
+}
