@@ -1,7 +1,7 @@
 # pushdeploy: the commands the README and CI use.
 #
 #   make test      install what is missing, build with tests, run every test
-#   make demo      install, build, run the local demo
+#   make demo      install, build, run the local demo until Ctrl-C (DEMO_ARGS=--exit-after-first-deploy for CI)
 #   make build     debug build            make release   release build
 #   make bench     run every benchmark in bench/
 #   make check     validate examples/pushdeploy.yml (or CONFIG=path)
@@ -39,8 +39,8 @@ deps:
 	    echo "deps: missing$$missing, and there is no apt-get here: install them by hand" >&2; exit 1; \
 	  fi; \
 	  echo "deps: installing$$missing"; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing </dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y $$missing </dev/null; \
 	fi
 
 ## build: debug build of everything.
@@ -66,15 +66,9 @@ bench: deps
 	done; \
 	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi
 
-## demo: build, then run `pushdeploy demo` once the executable has that subcommand.
+## demo: build, then run `pushdeploy demo` (DEMO_ARGS="--exit-after-first-deploy" to stop after the first deployment).
 demo: build
-	@usage=$$($(DEBUG_BIN) --help 2>&1 || true); \
-	if grep -Eq '^[[:space:]]+demo([[:space:]]|$$)' <<<"$$usage"; then \
-	  exec $(DEBUG_BIN) demo; \
-	else \
-	  echo "make demo: pushdeploy is built ($(DEBUG_BIN)), but it has no 'demo' subcommand yet."; \
-	  echo "make demo comes alive with the rollout issue; until then see README.md for what runs today."; \
-	fi
+	exec $(DEBUG_BIN) demo $(DEMO_ARGS)
 
 ## check: validate a config and the tools it names.
 check: build

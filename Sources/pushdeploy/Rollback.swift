@@ -21,10 +21,15 @@ struct Rollback: AsyncParsableCommand {
         try await runReporting {
             let client = try options.client()
             if list {
+                // The stored releases (the server knows what is pruned), with the deployment that last made each live.
+                let status = try await client.get("\(options.prefix)status", as: AppStatus.self)
                 let deployments = try await client.get("\(options.prefix)deployments?limit=1000", as: [Deployment].self)
-                let live = deployments.first { $0.status == .succeeded }?.version
+                let live = status.live?.version
                 var seen: Set<String> = []
-                let candidates = deployments.filter { $0.status == .succeeded && $0.version != nil && seen.insert($0.version!).inserted }
+                let stored = Set(status.rollbackCandidates + [live].compactMap { $0 })
+                let candidates = deployments.filter {
+                    $0.status == .succeeded && $0.version.map(stored.contains) == true && seen.insert($0.version!).inserted
+                }
                 if options.json {
                     print(String(decoding: try JSONEncoder.pushDeploy.encode(candidates), as: UTF8.self))
                     return

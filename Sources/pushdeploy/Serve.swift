@@ -27,9 +27,25 @@ struct Serve: AsyncParsableCommand {
         }
         try await runReporting {
             let history = DeploymentStore(stateDirectory: loaded.stateDirectory)
-            let service = DeployService(config: loaded, store: history, runner: Deployer.standard(config: loaded, history: history))
+            let parts = RolloutParts.standard(config: loaded, releases: FileReleaseStore(stateDirectory: loaded.stateDirectory))
+            let service = DeployService(config: loaded, store: history, runner: Deployer.standard(config: loaded, history: history, parts: parts))
             for deployment in try await service.open() {
                 logger.warning("deployment \(deployment.app)/\(deployment.id) was interrupted by a restart (\(deployment.error ?? ""))")
+            }
+            // Before the first request: re-adopt what still runs, stop what a killed deployment half-started.
+            let reconciler = InstanceReconciler(parts: parts)
+            for app in loaded.apps {
+                do {
+                    for note in try await reconciler.reconcile(app) { logger.notice("\(app.name): \(note)") }
+                    if let supervisor = parts.supervisor as? RunnerAppSupervisor {
+                        let known = try await parts.state.state(app: app.name).entries.map(\.instance)
+                        for note in await supervisor.stopStrays(app: app, known: known, log: MemoryDeploymentLog()) {
+                            logger.notice("\(app.name): \(note)")
+                        }
+                    }
+                } catch {
+                    logger.error("\(app.name): could not reconcile the running instances with nginx: \(error)")
+                }
             }
             for path in await service.store.unreadableRecords {
                 logger.error("deployment record \(path) cannot be read; it is left as it is and its id stays taken")

@@ -23,6 +23,9 @@ struct Status: AsyncParsableCommand {
             } else {
                 print("live:      nothing deployed by pushdeploy yet")
             }
+            for instance in status.instances {
+                print("instance:  \(instance.slot) port \(instance.port) \(instance.role) \(instance.version)\(instance.pid.map { " pid \($0)" } ?? "")")
+            }
             if let running = status.queue.running {
                 print("running:   \(running.kind.rawValue) \(running.id) (\(running.phase.rawValue))")
             } else {

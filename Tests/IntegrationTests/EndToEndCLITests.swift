@@ -5,100 +5,77 @@ import Testing
 /// The real server and CLI: a push-like trigger fetched with libgit2 and built with Gradle, read back through the CLI.
 @Suite("End to end: serve, deploy, history", .serialized)
 struct EndToEndCLITests {
-    static let toolsPresent = ["/usr/bin/gradle", "/usr/bin/java", "/usr/bin/git", "/usr/bin/curl"].allSatisfy {
-        FileManager.default.isExecutableFile(atPath: $0)
-    }
-
-    @Test(.enabled(if: toolsPresent, "needs gradle, java, git and curl"))
-    func aManualDeployFetchesBuildsAndStopsClearlyAtRollout() async throws {
-        let scratch = NSTemporaryDirectory() + "pushdeploy-e2e-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let source = scratch + "/source"
-        try FileManager.default.createDirectory(atPath: scratch + "/nginx", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Integration.root + "/examples/demo-app", toPath: source)
-        try? FileManager.default.removeItem(atPath: source + "/build")
-        try? FileManager.default.removeItem(atPath: source + "/.gradle")
-        let git = { (arguments: [String]) throws -> String in
-            let (status, output) = try Integration.run("/usr/bin/git", ["-C", source, "-c", "user.name=t", "-c", "user.email=t@e"] + arguments)
-            guard status == 0 else { throw ServerExited(log: "git \(arguments): \(output)") }
-            return output.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        _ = try git(["init", "-q", "-b", "main"])
-        _ = try git(["add", "-A"])
-        _ = try git(["commit", "-q", "-m", "demo app"])
-        let head = try git(["rev-parse", "HEAD"])
-
-        let token = "e2e-token-\(UUID().uuidString)"
-        try token.write(toFile: scratch + "/token", atomically: true, encoding: .utf8)
-        let port = Integration.freePort()
-        let config = scratch + "/pushdeploy.yml"
-        try """
-        listen: 127.0.0.1:\(port)
-        state_dir: \(scratch)/state
-        token_file: token
-        apps:
-          demo:
-            repository: { url: \(source), branch: main }
-            build:
-              command: [gradle, --offline, --no-daemon, -q, bootJar]
-              version: "1.0.1-SNAPSHOT-{timestamp}"
-              artifact: build/libs/*.jar
-              timeout: 5m
-            run:
-              command: [java, -jar, "{jar}", "--server.port={port}"]
-            slots: { blue: \(Integration.freePort()), green: \(Integration.freePort()) }
-            nginx: { include_file: nginx/demo.inc }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-
-        let check = try Integration.run(Integration.executable, ["check", "--config", config])
+    @Test(.enabled(if: ServeLab.toolsPresent, "needs gradle, java, git, curl and nginx"))
+    func pushToLiveThenRollBackWithTheCLI() async throws {
+        let lab = try ServeLab()
+        defer { lab.tearDown() }
+        let first = try lab.git(["rev-parse", "HEAD"])
+        let check = try Integration.run(Integration.executable, ["check", "--config", lab.configPath])
         #expect(check.status == 0, "\(check.output)")
+        try await lab.startServer()
 
-        let server = try RunningServer(config: config, port: port, logPath: scratch + "/server.log")
-        defer { server.stop() }
-        try await server.waitUntilReady()
-        let cli = { (arguments: [String], token: String?) throws -> (status: Int32, output: String) in
-            var environment = ["PUSHDEPLOY_URL": "http://127.0.0.1:\(port)"]
-            environment["PUSHDEPLOY_TOKEN"] = token ?? ""
-            return try Integration.run(Integration.executable, arguments, environment: environment)
-        }
-
-        let refused = try cli(["status"], nil)
+        let refused = try Integration.run(Integration.executable, ["status"],
+                                          environment: ["PUSHDEPLOY_URL": "http://127.0.0.1:\(lab.serverPort)", "PUSHDEPLOY_TOKEN": ""])
         #expect(refused.status != 0)
         #expect(refused.output.trimmingCharacters(in: .whitespacesAndNewlines) == "pushdeploy: 401: missing Authorization: Bearer <token>")
+        // Deployment 1: a rollback with nothing to go back to, refused and recorded.
+        let nothingYet = try lab.cli(["rollback", "--wait"])
+        #expect(nothingYet.status != 0)
+        #expect(nothingYet.output.contains("no earlier successful release"), "\(nothingYet.output)")
 
-        let deploy = try cli(["deploy", "--wait"], token)
-        #expect(deploy.status != 0)
-        #expect(deploy.output.contains("deployment 1 of demo queued"))
-        #expect(deploy.output.contains("rollout through nginx is not available"), "\(deploy.output)")
+        // Deployment 2, the first real one: fetched with libgit2, built with Gradle, started on blue, live through nginx.
+        let deploy = try lab.cli(["deploy", "--wait"])
+        #expect(deploy.status == 0, "\(deploy.output)\n\(lab.serverLog)")
+        #expect(deploy.output.contains("queued"))
+        let history = try lab.cli(["history", "--json"])
+        let records = try JSONDecoder.pushDeploy.decode([Deployment].self, from: Data(history.output.utf8))
+        let one = try #require(records.first)
+        #expect(one.status == .succeeded)
+        #expect(one.commit == first)
+        #expect(one.phases.map(\.name) == [.queued, .fetching, .building, .starting, .healthy, .switching])
+        #expect(one.phases.allSatisfy { ($0.seconds ?? -1) >= 0 })
+        let v1 = try #require(one.version)
+        #expect(v1.range(of: #"^1\.0\.1-SNAPSHOT-\d{14}$"#, options: .regularExpression) != nil)
+        #expect(lab.servedVersion() == v1)
+        let release = try JSONDecoder.pushDeploy.decode(Release.self, from: Data(contentsOf: URL(fileURLWithPath: "\(lab.scratch)/state/releases/demo/\(v1)/release.json")))
+        #expect(release.commit == first)
 
-        let history = try cli(["history", "--json"], token)
-        #expect(history.status == 0)
-        let deployments = try JSONDecoder.pushDeploy.decode([Deployment].self, from: Data(history.output.utf8))
-        let record = try #require(deployments.first)
-        #expect(record.status == .failed)
-        #expect(record.commit == head)
-        #expect(record.phases.map(\.name) == [.queued, .fetching, .building])
-        #expect(record.phases.allSatisfy { ($0.seconds ?? -1) >= 0 })
-        let version = try #require(record.version)
-        #expect(version.range(of: #"^1\.0\.1-SNAPSHOT-\d{14}$"#, options: .regularExpression) != nil)
+        // A one-line change goes live on green; blue keeps v1 warm.
+        let second = try lab.commitChange("second version")
+        let again = try lab.cli(["deploy", "--wait"])
+        #expect(again.status == 0, "\(again.output)\n\(lab.serverLog)")
+        let two = try #require(lab.record(3))
+        let v2 = try #require(two.version)
+        #expect(two.commit == second)
+        #expect(v2 != v1)
+        #expect(lab.servedVersion() == v2)
+        let state = lab.appState()
+        #expect(state.live.map(\.version) == [v2])
+        #expect(state.warm.map(\.version) == [v1])
+        let status = try lab.cli(["status"])
+        #expect(status.output.contains("live:      \(v2)"), "\(status.output)")
+        #expect(status.output.contains("warm \(v1)"), "\(status.output)")
+        let candidates = try lab.cli(["rollback", "--list"])
+        #expect(candidates.output.contains(v1) && candidates.output.contains("live"), "\(candidates.output)")
 
-        let releaseFolder = "\(scratch)/state/releases/demo/\(version)"
-        #expect(FileManager.default.fileExists(atPath: releaseFolder + "/app.jar"))
-        let release = try JSONDecoder.pushDeploy.decode(Release.self, from: Data(contentsOf: URL(fileURLWithPath: releaseFolder + "/release.json")))
-        #expect(release.commit == head)
-        #expect(release.version == version)
+        // One command back: v1 is warm, so it is only an nginx flip.
+        let warmPID = try #require(state.warm.first?.pid)
+        let rollback = try lab.cli(["rollback", "--wait"])
+        #expect(rollback.status == 0, "\(rollback.output)\n\(lab.serverLog)")
+        #expect(lab.servedVersion() == v1)
+        let back = try #require(lab.record(4))
+        #expect(back.kind == .rollback)
+        #expect(back.status == .succeeded)
+        #expect(back.version == v1)
+        #expect(lab.appState().live.first?.pid == warmPID)
+        let logs = try lab.cli(["logs", "4"])
+        #expect(logs.output.contains("already runs \(v1) and is healthy: no start needed"), "\(logs.output)")
 
-        let table = try cli(["history"], token)
-        #expect(table.output.contains("ID") && table.output.contains("failed") && table.output.contains(version))
-        let logs = try cli(["logs", "1"], token)
-        #expect(logs.output.contains("phase: building"))
-        #expect(logs.output.contains("checked out"))
-        let status = try cli(["status"], token)
-        #expect(status.status == 0)
-        #expect(status.output.contains("last:      deploy 1 failed"))
-        let rollback = try cli(["rollback", "--wait"], token)
-        #expect(rollback.status != 0)
-        #expect(rollback.output.contains("no earlier successful release"), "\(rollback.output)")
+        // A pruned or unknown target is refused with the list of what one can roll back to.
+        let unknown = try lab.cli(["rollback", "--to", "9.9.9", "--wait"])
+        #expect(unknown.status != 0)
+        #expect(unknown.output.contains("release 9.9.9 is not stored") && unknown.output.contains(v2), "\(unknown.output)")
+        #expect(lab.servedVersion() == v1)
     }
 
     @Test func checkRejectsABrokenConfigWithTheKeyPath() throws {

@@ -167,7 +167,6 @@ struct PushToArtifactBench {
         try await git(fixture.checkout, ["commit", "-q", "-m", "demo app"])
         _ = try await fixture.shell(["git", "clone", "-q", "--bare", fixture.checkout, "\(root)/origin.git"])
         _ = try await fixture.shell(["git", "clone", "-q", "\(root)/origin.git", "\(root)/classic"])
-        _ = try await fixture.shell(["git", "clone", "-q", "\(root)/origin.git", "\(root)/repos-demo"])
         let builder = fixture.builder()
         let build = BuildConfig(command: ["gradle", "--offline", "bootJar"], version: "1.0.1-SNAPSHOT-{timestamp}", timeout: .seconds(600))
         let request = BuildRequest(app: "demo", checkoutPath: "\(root)/repos-demo", commit: GradleFixture.commit, build: build, deploymentID: 1)
@@ -181,14 +180,16 @@ struct PushToArtifactBench {
             try await runner.run(gradle, log: nil, timeout: .seconds(600)).checked(gradle)
             return (ContinuousClock.now - started).seconds
         }
+        let fetcher = GitSourceFetcher()
+        let fetchRequest = FetchRequest(app: "demo", repository: RepositoryConfig(url: "\(root)/origin.git", branch: "main"),
+                                        checkoutPath: request.checkoutPath)
         let pushdeploy = { () async throws -> (total: Double, fetch: Double) in
             let started = ContinuousClock.now
-            // The fetch half with the git CLI, standing in for the libgit2 fetcher.
-            try await git(request.checkoutPath, ["fetch", "-q", "origin", "main"])
-            try await git(request.checkoutPath, ["checkout", "-q", "--force", "FETCH_HEAD"])
+            // What a deployment does: libgit2 fetch + force checkout of the branch head, then the build and the store.
+            let source = try await fetcher.fetch(fetchRequest, log: MemoryDeploymentLog())
             let fetched = (ContinuousClock.now - started).seconds
             var request = request
-            request.commit = try await fixture.shell(["git", "-C", request.checkoutPath, "rev-parse", "HEAD"]).joined()
+            request.commit = source.commit
             _ = try await builder.build(request, log: MemoryDeploymentLog())
             return ((ContinuousClock.now - started).seconds, fetched)
         }
@@ -215,7 +216,7 @@ struct PushToArtifactBench {
         let report = """
             push-to-artifact: \(runs) pushes of a one-line change to examples/demo-app, push received -> release stored
               pushdeploy          median \(seconds(median(ours))) s  runs \(ours.map(seconds).joined(separator: " "))
-                                  (fetch+checkout \(seconds(median(fetches))) s with the git CLI, standing in for libgit2; then
+                                  (libgit2 fetch+checkout \(seconds(median(fetches))) s; then
                                    incremental `gradle --offline bootJar` on the warm daemon + version init script; jar copy, sha256, release.json)
               classic, cold       median \(seconds(median(cold))) s  runs \(cold.map(seconds).joined(separator: " "))
                                   (git pull && gradle --offline --no-daemon clean bootJar)

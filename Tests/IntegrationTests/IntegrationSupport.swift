@@ -108,3 +108,27 @@ struct ServerExited: Error, CustomStringConvertible {
     var log: String
     var description: String { "pushdeploy serve exited: \(log)" }
 }
+
+extension Integration {
+    /// Runs a program that daemonizes (nginx) with `posix_spawn` and `waitpid`, its output to `outputPath`.
+    ///
+    /// Not `Process`: the daemon keeps a pipe open forever, and `Process.waitUntilExit` was seen to leave the
+    /// short-lived parent a zombie and never return.
+    static func spawnAndWait(_ program: String, _ arguments: [String], outputPath: String) throws -> (status: Int32, output: String) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw ServerExited(log: "\(program): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitCode, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+}

@@ -57,12 +57,14 @@ final class PrivateNginx: Sendable {
 
     /// Starts nginx once the include file exists (pushdeploy writes the first one on the first switch).
     func start() throws {
-        let (status, output) = try Integration.run("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf"])
+        let (status, output) = try Integration.spawnAndWait("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf"],
+                                                            outputPath: prefix + "/logs/start.out")
         guard status == 0 else { throw ServerExited(log: "nginx did not start: \(output)") }
     }
 
     func stop() {
-        _ = try? Integration.run("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf", "-s", "quit"])
+        _ = try? Integration.spawnAndWait("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf", "-s", "quit"],
+                                          outputPath: prefix + "/logs/stop.out")
         if let text = try? String(contentsOfFile: prefix + "/logs/nginx.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
             for _ in 0..<50 where kill(pid, 0) == 0 { usleep(20_000) }
             kill(pid, SIGKILL)

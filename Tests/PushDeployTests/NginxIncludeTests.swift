@@ -38,12 +38,15 @@ struct NginxIncludeTests {
           arguments: [([Int](), "no port"), ([0], "0 is not a TCP port"), ([70000], "70000 is not a TCP port"),
                       ([8081, 8081], "listed twice")])
     func invalidPorts(ports: [Int], reason: String) {
-        #expect {
+        let error = #expect(throws: TrafficError.self) {
             try NginxInclude.render(ports, app: "shop", strategy: .rolling(instances: [8081]))
-        } throws: { error in
-            guard case let .invalidPorts(app, _, found) = error as? TrafficError else { return false }
-            return app == "shop" && found.contains(reason)
         }
+        guard case let .invalidPorts(app, _, found) = error else {
+            Issue.record("expected invalidPorts, got \(String(describing: error))")
+            return
+        }
+        #expect(app == "shop")
+        #expect(found.contains(reason))
     }
 
     @Test("blue-green refuses more than one port")

@@ -4,13 +4,17 @@ import Foundation
 public struct DeployService: Sendable {
     public let config: Config
     public let store: DeploymentStore
+    /// What runs and what one can roll back to; nil in tests that run no instances.
+    public let rollbackTargets: HistoryRollbackTargets?
     private let queues: [String: DeployQueue]
 
     /// Makes the queues; call ``open()`` before taking requests.
-    public init(config: Config, store: DeploymentStore? = nil, runner: any DeploymentRunner) {
+    public init(config: Config, store: DeploymentStore? = nil, runner: any DeploymentRunner,
+                rollbackTargets: HistoryRollbackTargets? = nil) {
         self.config = config
         let store = store ?? DeploymentStore(stateDirectory: config.stateDirectory)
         self.store = store
+        self.rollbackTargets = rollbackTargets ?? (runner as? Deployer)?.rollbackTargets
         var queues: [String: DeployQueue] = [:]
         for app in config.apps {
             queues[app.name] = DeployQueue(app: app, store: store, runner: runner)
@@ -44,9 +48,14 @@ public struct DeployService: Sendable {
     public func status(app: String) async throws -> AppStatus {
         let queue = try queue(app)
         let recent = try await store.list(app: app, limit: 200)
-        let live = recent.first { $0.status == .succeeded }
+        let instances = try await rollbackTargets?.state?.state(app: app)
+        let liveVersion = instances?.liveVersion ?? recent.first { $0.status == .succeeded }?.version
+        let live = recent.first { $0.status == .succeeded && $0.version == liveVersion } ?? recent.first { $0.status == .succeeded }
         return AppStatus(app: app, strategy: queue.app.strategy.name,
-                         live: live.map { AppStatus.Live(version: $0.version, commit: $0.commit, deployment: $0.id, since: $0.finishedAt) },
+                         live: live.map { AppStatus.Live(version: liveVersion ?? $0.version, commit: $0.commit, deployment: $0.id, since: $0.finishedAt) },
+                         instances: instances?.entries.map { AppStatus.Slot(port: $0.instance.port, slot: $0.instance.slot, role: $0.role.rawValue,
+                                                                            version: $0.instance.version, pid: $0.instance.pid) } ?? [],
+                         rollbackCandidates: await rollbackTargets?.candidates(app: app).map(\.version) ?? [],
                          queue: await queue.snapshot(), lastDeployment: recent.first)
     }
 
@@ -72,9 +81,23 @@ public struct AppStatus: Sendable, Codable, Equatable {
         public var since: Date?
     }
 
+    /// One instance from `state.json`.
+    public struct Slot: Sendable, Codable, Equatable {
+        public var port: Int
+        public var slot: String
+        /// `live`, `warm` or `starting`.
+        public var role: String
+        public var version: String
+        public var pid: Int32?
+    }
+
     public var app: String
     public var strategy: String
     public var live: Live?
+    /// What runs, port by port.
+    public var instances: [Slot]
+    /// Stored releases one can roll back to, newest first.
+    public var rollbackCandidates: [String]
     public var queue: QueueSnapshot
     public var lastDeployment: Deployment?
 }

@@ -2,23 +2,30 @@
 public struct HistoryRollbackTargets: Sendable {
     public var store: DeploymentStore
     public var releases: any ReleaseStore
+    /// What runs now; when set, its live and warm versions are protected too (a warm slot's jar must stay for a restart).
+    public var state: AppStateStore?
 
-    public init(store: DeploymentStore, releases: any ReleaseStore) {
+    public init(store: DeploymentStore, releases: any ReleaseStore, state: AppStateStore? = nil) {
         self.store = store
         self.releases = releases
+        self.state = state
     }
 
-    /// The versions a deployment must never prune: the live one and the one a rollback would go to.
+    /// The versions a deployment must never prune: the live one, the one a rollback would go to, and any still running.
     public func protectedVersions(app: String) async -> Set<String> {
+        var protected: Set<String> = []
+        if let state, let current = try? await state.state(app: app) {
+            protected.formUnion(current.entries.map(\.instance.version))
+        }
         let succeeded = await store.all(app: app).filter { $0.status == .succeeded }.compactMap(\.version)
-        guard let live = succeeded.last else { return [] }
+        guard let live = succeeded.last else { return protected }
         let previous = succeeded.last { $0 != live }
-        return Set([live] + (previous.map { [$0] } ?? []))
+        return protected.union([live] + (previous.map { [$0] } ?? []))
     }
 
     public func target(app: AppConfig, requested: String?, rollback id: Int) async throws -> Release {
         let history = await store.all(app: app.name).filter { $0.id != id }
-        let live = history.last { $0.status == .succeeded }?.version
+        let live = await liveVersion(app: app.name, history: history)
         let version: String
         if let requested {
             if let number = Int(requested), let deployment = history.first(where: { $0.id == number }) {
@@ -46,6 +53,18 @@ public struct HistoryRollbackTargets: Sendable {
                                                available: await available(app.name, live: live))
         }
         return stored
+    }
+
+    /// What nginx serves: `state.json` knows (also after a deployment was cut off past its switch); the history is the fallback.
+    func liveVersion(app: String, history: [Deployment]) async -> String? {
+        if let state, let version = try? await state.state(app: app).liveVersion { return version }
+        return history.last { $0.status == .succeeded }?.version
+    }
+
+    /// The stored releases one can roll back to: every stored one but the live one, newest first.
+    public func candidates(app: String) async -> [Release] {
+        let live = await liveVersion(app: app, history: await store.all(app: app))
+        return ((try? await releases.releases(app: app)) ?? []).filter { $0.version != live }.sorted { $0.builtAt > $1.builtAt }
     }
 
     private func available(_ app: String, live: String?) async -> [String] {

@@ -75,7 +75,10 @@ struct DetachedProcess: Sendable, Equatable {
     func status() -> Status {
         guard let stat = ProcStat(pid: pid), stat.startTicks == startTicks else { return .gone(nil) }
         guard stat.isDead else { return .running }
-        return .gone(reap())
+        if let status = reap() { return .gone(status) }
+        // The leader thread shows `Z` as soon as it ends, while the other threads may still run: a JVM in the
+        // middle of exiting, or a program whose main thread returned. That process is not gone yet.
+        return hasLiveThreads() ? .running : .gone(nil)
     }
 
     /// Sends `signal` to the process group the instance leads; false when nothing of it is left to signal.
@@ -88,6 +91,11 @@ struct DetachedProcess: Sendable, Equatable {
         if kill(-pid, signal) == 0 { return true }
         if ProcStat(pid: pid)?.startTicks == startTicks { return kill(pid, signal) == 0 }
         return false
+    }
+
+    private func hasLiveThreads() -> Bool {
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return threads.contains { ProcStat(path: "/proc/\(pid)/task/\($0)/stat").map { !$0.isDead } ?? false }
     }
 
     /// Collects the exit status if the process is pushdeploy's own child (an adopted one is not).
@@ -110,7 +118,13 @@ struct ProcStat: Sendable, Equatable {
 
     /// Reads the file; nil when no process has this pid.
     init?(pid: Int32) {
-        guard pid > 0, let text = Self.read("/proc/\(pid)/stat") else { return nil }
+        guard pid > 0 else { return nil }
+        self.init(path: "/proc/\(pid)/stat")
+    }
+
+    /// Reads a `stat` file (of a process or of one of its threads).
+    init?(path: String) {
+        guard let text = Self.read(path) else { return nil }
         self.init(parsing: text)
     }
 

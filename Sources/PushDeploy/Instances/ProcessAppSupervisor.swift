@@ -29,8 +29,10 @@ public struct ProcessAppSupervisor: AppSupervisor {
 
     public func start(_ release: Release, app: AppConfig, port: Int, slot: String, log: any DeploymentLog) async throws -> Instance {
         try Task.checkCancellation()
-        let launch = InstanceLaunch(release: release, run: app.run, port: port, slot: slot,
+        var launch = InstanceLaunch(release: release, run: app.run, port: port, slot: slot,
                                     jarPath: releases.jarPath(app: release.app, version: release.version))
+        // Lets a restarted pushdeploy find this process even if it dies before the instance is recorded.
+        launch.environment[Self.markerVariable] = marker(app: app.name, port: port)
         guard FileManager.default.fileExists(atPath: launch.jarPath) else {
             throw InstanceError.releaseMissing(version: release.version, path: launch.jarPath)
         }

@@ -9,6 +9,8 @@ import Synchronization
 
 /// Writes files so that a reader (or a crash) sees the old content or the new, never a torn one.
 public enum AtomicFile {
+    private static let flushers = DispatchQueue(label: "pushdeploy.atomic-file", attributes: .concurrent)
+
     /// Replaces `path` with `data`: write a temporary file beside it, fsync it, rename it over, fsync the folder.
     public static func write(_ data: Data, to path: String) throws {
         try write([(path, data)])
@@ -28,13 +30,18 @@ public enum AtomicFile {
         }
         // The fsyncs run side by side: the file system folds concurrent flushes into one journal commit.
         let failures = Mutex<[Int: any Error]>([:])
-        DispatchQueue.concurrentPerform(iterations: unique.count) { index in
-            do {
-                try writeSynced(unique[index].data, to: temporaries[index])
-            } catch {
-                failures.withLock { $0[index] = error }
+        let group = DispatchGroup()
+        for index in unique.indices {
+            // An overcommitting queue: a thread blocked in fsync does not hold the next file back.
+            flushers.async(group: group) {
+                do {
+                    try writeSynced(unique[index].data, to: temporaries[index])
+                } catch {
+                    failures.withLock { $0[index] = error }
+                }
             }
         }
+        group.wait()
         if let failure = failures.withLock({ $0.sorted { $0.key < $1.key }.first?.value }) {
             for temporary in temporaries { unlink(temporary) }
             throw failure
