@@ -6,7 +6,7 @@ struct PushDeployCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushdeploy",
         abstract: "Zero-downtime deploys of a Gradle bootJar service behind nginx, from a git push.",
-        subcommands: [Serve.self, Deploy.self, Rollback.self, Status.self, History.self, Logs.self, Check.self,
+        subcommands: [Serve.self, Deploy.self, Rollback.self, Status.self, History.self, Logs.self, Check.self, Demo.self,
                       WriteRecords.self]
     )
 }

@@ -76,6 +76,34 @@ struct EndToEndCLITests {
         #expect(unknown.status != 0)
         #expect(unknown.output.contains("release 9.9.9 is not stored") && unknown.output.contains(v2), "\(unknown.output)")
         #expect(lab.servedVersion() == v1)
+
+        // A rollback never waits behind a build: it cancels the deployment still building and goes first.
+        try lab.commitChange("a build nobody waits for")
+        let building = try lab.deploy()
+        try await lab.waitFor(building) { $0.status == .building }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let urgent = try lab.cli(["rollback", "--wait"])
+        #expect(urgent.status == 0, "\(urgent.output)\n\(lab.serverLog)")
+        #expect(clock.now - started < .seconds(15), "the rollback waited for the build")
+        let cancelled = try await lab.waitFor(building) { $0.status.isFinished }
+        #expect(cancelled.status == .cancelled, "\(cancelled)")
+        #expect(lab.servedVersion() == v2)
+
+        // A broken build fails with the compiler's last words and leaves the live release and its slots alone.
+        let before = lab.appState().entries
+        let file = lab.source + "/src/main/java/demo/DemoApp.java"
+        try (String(contentsOfFile: file, encoding: .utf8) + "\nthis is not java\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try lab.git(["commit", "-q", "-am", "broken"])
+        let broken = try lab.cli(["deploy", "--wait"])
+        #expect(broken.status != 0)
+        let failed = try #require(try lab.cli(["history", "--json", "--limit", "1"]).output
+            .data(using: .utf8).map { try JSONDecoder.pushDeploy.decode([Deployment].self, from: $0) }?.first)
+        #expect(failed.status == .failed)
+        #expect(failed.phases.last?.name == .building)
+        #expect(failed.error?.contains("DemoApp.java") == true && failed.error?.contains("error") == true, "\(failed.error ?? "")")
+        #expect(lab.servedVersion() == v2)
+        #expect(lab.appState().entries.map(\.instance) == before.map(\.instance))
     }
 
     @Test func checkRejectsABrokenConfigWithTheKeyPath() throws {

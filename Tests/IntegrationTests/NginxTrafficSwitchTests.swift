@@ -23,7 +23,7 @@ struct NginxTrafficSwitchTests {
         try await traffic.route(to: [green], app: app, expectVersion: "2.0", log: log)
         #expect(lab.served() == "demo-app 2.0")
         #expect(traffic.currentPorts(app: app) == [green])
-        #expect(log.text.contains(#/switched to \d+ in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\)/#))
+        #expect(log.text.contains(#/switched to \d+ in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms, old workers gone after \d+ ms\)/#))
 
         try await traffic.route(to: [blue], app: app, expectVersion: "1.0", log: log)
         #expect(lab.served() == "demo-app 1.0")
@@ -78,7 +78,8 @@ struct NginxTrafficSwitchTests {
         }
         #expect(url == "http://127.0.0.1:\(lab.nginx.port)/")
         #expect(expected == "release 3.0")
-        #expect(lastAnswer == "200 \"demo-app 2.0\"")
+        // The new backend's answer, or the old one's when the reload had not taken effect yet on a busy machine: never 3.0.
+        #expect(["200 \"demo-app 2.0\"", "200 \"demo-app 1.0\""].contains(lastAnswer), "\(lastAnswer)")
         #expect(try String(contentsOfFile: lab.nginx.includeFile, encoding: .utf8) == before)
         #expect(log.text.contains("reloaded with the old include file"))
         #expect(await lab.eventuallyServed("demo-app 1.0"))
@@ -107,14 +108,14 @@ private final class SwitchNginxLab {
     let folder: String
     let nginx: PrivateNginx
     let ports: [Int]
-    private let backends: [Process]
+    private let backends: [pid_t]
 
     init(bodies: [String], rolling: Bool) throws {
         folder = NSTemporaryDirectory() + "pushdeploy-switch-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         nginx = try PrivateNginx(prefix: folder + "/nginx", app: "demo", rolling: rolling)
         var ports: [Int] = []
-        var started: [Process] = []
+        var started: [pid_t] = []
         do {
             for body in bodies {
                 let port = Integration.freePort()
@@ -123,7 +124,7 @@ private final class SwitchNginxLab {
             }
             for port in ports { try Self.waitForListener(port) }
         } catch {
-            for backend in started { backend.terminate(); backend.waitUntilExit() }
+            for backend in started { Integration.terminate(backend) }
             try? FileManager.default.removeItem(atPath: folder)
             throw error
         }
@@ -133,10 +134,7 @@ private final class SwitchNginxLab {
 
     deinit {
         nginx.stop()
-        for backend in backends where backend.isRunning {
-            backend.terminate()
-            backend.waitUntilExit()
-        }
+        for backend in backends { Integration.terminate(backend) }
         try? FileManager.default.removeItem(atPath: folder)
     }
 
@@ -193,14 +191,9 @@ private final class SwitchNginxLab {
     http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
     """
 
-    private static func startBackend(port: Int, body: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", server, String(port), body]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return process
+    private static func startBackend(port: Int, body: String) throws -> pid_t {
+        // Not `Process`: its exit tracking was seen to hang beside daemonizing nginx instances.
+        try Integration.spawn("/usr/bin/python3", ["-c", server, String(port), body])
     }
 
     private static func waitForListener(_ port: Int) throws {

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Testing
 @testable import PushDeploy
 
 /// Builds the demo app's jar once per test run, with Debian's Gradle, for every rollout test.
@@ -28,41 +29,132 @@ actor DemoJar {
 }
 
 /// A state folder, a private nginx and stored releases of the demo app: what a rollout test needs, all cleaned up.
+///
+/// Each release is launched through a Java argument file, `launch/<version>.args` (`-jar <stored jar>` and the
+/// release's own arguments), so one release can be broken (`--health=down`) while putting the previous one back
+/// still starts it healthy, as with a real bad build.
 final class RolloutLab: Sendable {
     let directory: String
     let nginx: PrivateNginx
     let releases: FileReleaseStore
+    let state: AppStateStore
     let appName = "demo"
 
     init(rolling: Bool = false) throws {
         directory = NSTemporaryDirectory() + "pushdeploy-lab-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/launch", withIntermediateDirectories: true)
         nginx = try PrivateNginx(prefix: directory + "/nginx", app: "demo", rolling: rolling)
         releases = FileReleaseStore(stateDirectory: directory)
+        state = AppStateStore(stateDirectory: directory)
     }
 
-    /// Stores the demo jar as release `version` (the version the app reports comes from `-Ddemo.version`).
-    func release(_ version: String, commit: String = String(repeating: "c", count: 40)) async throws -> Release {
+    /// Runs `body` with a new lab and tears the lab down afterwards, also when `body` throws.
+    static func with(rolling: Bool = false, _ body: (RolloutLab) async throws -> Void) async throws {
+        let lab = try RolloutLab(rolling: rolling)
+        do {
+            try await body(lab)
+        } catch {
+            await lab.tearDown()
+            throw error
+        }
+        await lab.tearDown()
+    }
+
+    /// Stores the demo jar as release `version` (the version the app reports comes from `-Ddemo.version`);
+    /// `arguments` are given to this release only.
+    func release(_ version: String, arguments: [String] = [], commit: String = String(repeating: "c", count: 40)) async throws -> Release {
         let jar = try await DemoJar.shared.path()
         let release = Release(app: appName, version: version, commit: commit, builtAt: Date(), buildSeconds: 1, sha256: "test")
-        _ = try await releases.reserve(app: appName, version: version)
-        try await releases.store(release, jarAt: jar)
+        _ = try releases.reserve(app: appName, version: version)
+        try releases.store(release, jarAt: jar)
+        // One argument a line, quoted: the java launcher splits argument files at white space.
+        let lines = (["-jar", releases.jarPath(app: appName, version: version)] + arguments).map { "\"\($0)\"" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(directory)/launch/\(version).args", atomically: true, encoding: .utf8)
         return release
     }
 
     /// An app config for the lab: the demo jar, the private nginx, quick health polling.
     func app(strategy: Strategy, watch: Duration = .zero, extraArguments: [String] = [], hooks: LifecycleHooks = LifecycleHooks(),
-             keepPreviousWarm: Bool = true) -> AppConfig {
+             keepPreviousWarm: Bool = true, startupTimeout: Duration = .seconds(60)) -> AppConfig {
         AppConfig(
             name: appName, repository: RepositoryConfig(url: directory + "/unused"), webhooks: WebhookSecrets(),
             build: BuildConfig(),
-            run: RunConfig(command: ["/usr/bin/java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Ddemo.version={version}", "-jar", "{jar}",
-                                     "--server.port={port}", "--shutdown-grace=2s"] + extraArguments,
+            // The argument file must come before the app's own arguments: java expands none after `-jar <jar>`.
+            run: RunConfig(command: ["/usr/bin/java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Ddemo.version={version}",
+                                     "@\(directory)/launch/{version}.args", "--server.port={port}", "--shutdown-grace=1s"] + extraArguments,
                            stopTimeout: .seconds(5)),
             strategy: strategy,
             health: HealthConfig(path: "/actuator/health", expectStatus: 200, expectBody: "UP", interval: .milliseconds(100),
-                                 startupTimeout: .seconds(60)),
+                                 startupTimeout: startupTimeout),
             watch: watch, keepPreviousWarm: keepPreviousWarm, nginx: nginx.nginxConfig, keepReleases: 5, hooks: hooks)
+    }
+
+    /// The real parts: detached JVMs, HTTP health checks, the private nginx, the lab's state file and releases.
+    func parts(hooks: any RolloutHooks = LifecycleHookRunner(workingDirectory: nil)) -> RolloutParts {
+        RolloutParts(supervisor: ProcessAppSupervisor(stateDirectory: directory, releases: releases), health: HTTPHealthChecker(),
+                     traffic: NginxTrafficSwitch(), state: state, releases: releases, hooks: hooks)
+    }
+
+    /// A progress for one deployment (or rollback) of the lab's app, with its record kept in memory.
+    func progress(_ kind: DeploymentKind = .deploy, app: AppConfig, id: Int = 1) -> (DeploymentProgress, MemoryDeploymentRecord) {
+        DeploymentProgress.inMemory(Deployment(id: id, app: appName, kind: kind, trigger: Trigger(source: .manual), strategy: app.strategy.name))
+    }
+
+    /// `count` different free ports below the ephemeral range, for instances.
+    func ports(_ count: Int) -> [Int] {
+        var ports: [Int] = []
+        while ports.count < count {
+            let port = SupervisorLab.port()
+            if !ports.contains(port) { ports.append(port) }
+        }
+        return ports
+    }
+
+    /// Two different free ports for the blue and green slots.
+    func slots() -> (blue: Int, green: Int) {
+        let ports = ports(2)
+        return (ports[0], ports[1])
+    }
+
+    /// Writes the include file as an operator sets it up before the first deployment (pointing at the first port,
+    /// where nothing runs yet) and starts nginx on it.
+    func startNginx(for app: AppConfig) throws {
+        let text = try NginxInclude.render([app.ports[0]], app: appName, strategy: app.strategy)
+        try text.write(toFile: nginx.includeFile, atomically: true, encoding: .utf8)
+        try startNginxInForeground()
+    }
+
+    /// Starts the lab's nginx with `daemon off`, without waiting for it to exit.
+    ///
+    /// Foundation's `Process` on Linux learns that a child ended when a socket the child inherited closes; a
+    /// daemonized nginx master keeps that socket, so waiting for the starting `nginx` to exit never ends (nor does
+    /// `PrivateNginx.start()`). In the foreground, nginx is the child itself; `PrivateNginx.stop()` ends it by its pid file.
+    private func startNginxInForeground() throws {
+        let output = nginx.prefix + "/logs/start.log"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        defer { try? file.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        process.arguments = ["-p", nginx.prefix, "-c", nginx.prefix + "/conf/nginx.conf", "-g", "daemon off;"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = file
+        process.standardError = file
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while PortProbe.isFree(nginx.port) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                process.terminate()
+                throw ServerExited(log: "nginx did not start: " + ((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""))
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// `state.json` as it is on disk (not the store's cache).
+    func stateOnDisk() throws -> AppState {
+        let data = try #require(FileManager.default.contents(atPath: state.path(app: appName)))
+        return try JSONDecoder.pushDeploy.decode(AppState.self, from: data)
     }
 
     /// The version nginx serves now, from the demo app's `/` answer (`demo-app <version>`).
@@ -71,17 +163,55 @@ final class RolloutLab: Sendable {
         return body.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").dropFirst().first.map(String.init)
     }
 
-    /// Stops every instance the state file still lists, nginx, and removes the folder.
+    /// Of `requests` requests through nginx, the answers that did not come from `version` ("none" for a failure or a non-200 answer).
+    func answers(otherThan version: String, requests: Int = 12) -> [String] {
+        (0..<requests).map { _ in servedVersion() ?? "none" }.filter { $0 != version }
+    }
+
+    /// True once `consecutive` requests in a row through nginx come from `version`, polled until `deadline` passes.
+    ///
+    /// After a reload nginx's old workers still take new connections for some tens of milliseconds, so right after a
+    /// switch answers from both releases interleave; one answer from the new release does not mean the old one gets no more.
+    func eventuallyServesOnly(_ version: String, consecutive: Int = 12, within deadline: Duration = .seconds(5)) async -> Bool {
+        let end = ContinuousClock.now + deadline
+        var streak = 0
+        while ContinuousClock.now < end {
+            streak = servedVersion() == version ? streak + 1 : 0
+            if streak >= consecutive { return true }
+            if streak == 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        return false
+    }
+
+    /// The demo versions of this lab's processes that run now (a zombie has no command line and is not counted).
+    func runningVersions() -> [String] {
+        labProcesses().compactMap { process in
+            process.arguments.first { $0.hasPrefix("-Ddemo.version=") }.map { String($0.dropFirst("-Ddemo.version=".count)) }
+        }.sorted()
+    }
+
+    /// Every process whose command line names this lab's folder (the demo JVMs, through their argument file).
+    private func labProcesses() -> [(pid: Int32, arguments: [String])] {
+        let own = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), pid != own,
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.contains { $0.contains(directory) } ? (pid, arguments) : nil
+        }
+    }
+
+    /// Stops every instance the state file still lists, anything else started from the lab's folder, nginx, and removes the folder.
     func tearDown() async {
-        let stateFile = directory + "/apps/\(appName)/state.json"
-        if let data = FileManager.default.contents(atPath: stateFile),
+        if let data = FileManager.default.contents(atPath: state.path(app: appName)),
            let state = try? JSONDecoder.pushDeploy.decode(AppState.self, from: data) {
             for entry in state.entries {
                 if let pid = entry.instance.pid { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
             }
         }
-        // Anything else started from this lab's releases (a half-started instance) goes too.
-        _ = try? Integration.run("/usr/bin/pkill", ["-KILL", "-f", directory])
+        // A half-started instance the state no longer lists goes too.
+        for process in labProcesses() { kill(-process.pid, SIGKILL); kill(process.pid, SIGKILL) }
         nginx.stop()
         try? FileManager.default.removeItem(atPath: directory)
     }

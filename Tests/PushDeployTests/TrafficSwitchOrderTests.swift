@@ -18,7 +18,7 @@ struct TrafficSwitchOrderTests {
         #expect(lab.traffic(answers: answers).currentPorts(app: lab.app) == [8082])
         #expect(await answers.targets == [NginxProbe.Target(host: "127.0.0.1", port: 8000, path: "/")])
         #expect(lab.log.text.contains("routing shop to 8082 (was 8081)"))
-        #expect(lab.log.text.contains(#/switched to 8082 in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\)/#))
+        #expect(lab.log.text.contains(#/switched to 8082 in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms, old workers gone after \d+ ms\)/#))
     }
 
     @Test("a failing nginx -t puts the old file back, does not reload, and carries nginx's words")
@@ -72,10 +72,10 @@ struct TrafficSwitchOrderTests {
         let lab = SwitchLab(old: old)
         let answers = ScriptedAnswers { _ in .answered(status: 200, body: "demo-app 1.0\n") }
         let error = await #expect(throws: TrafficError.self) {
-            try await lab.traffic(answers: answers, confirmTimeout: .milliseconds(150))
+            try await lab.traffic(answers: answers, confirmTimeout: .milliseconds(600))
                 .route(to: [8082], app: lab.app, expectVersion: "2.0", log: lab.log)
         }
-        #expect(error == .notConfirmed(url: "http://127.0.0.1:8000/", expected: "release 2.0", waited: .milliseconds(150),
+        #expect(error == .notConfirmed(url: "http://127.0.0.1:8000/", expected: "release 2.0", waited: .milliseconds(600),
                                        lastAnswer: "200 \"demo-app 1.0\""))
         #expect(await answers.targets.count >= 2)  // it polled again rather than give up on the first answer
         #expect(lab.include == old)

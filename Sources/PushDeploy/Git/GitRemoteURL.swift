@@ -50,8 +50,15 @@ struct GitRemoteURL: Sendable, Equatable {
 
     /// The URL with any password or token in it replaced, for logs and errors.
     var redacted: String {
-        guard transport == .http, var components = URLComponents(string: text), components.password != nil else { return text }
-        components.password = "***"
+        guard transport == .http, var components = URLComponents(string: text), components.user != nil || components.password != nil else {
+            return text
+        }
+        // `https://TOKEN@host/...` carries the token as the user name: hide both parts.
+        if components.password != nil {
+            components.password = "***"
+        } else {
+            components.user = "***"
+        }
         return components.string ?? text
     }
 }

@@ -111,6 +111,8 @@ struct DetachedProcess: Sendable, Equatable {
 struct ProcStat: Sendable, Equatable {
     /// `R`, `S`, `D`, `T`, `Z` (zombie), `X` (dead), …
     var state: Character
+    /// Field 4: the parent's pid.
+    var parent: Int32
     var startTicks: UInt64
 
     /// A zombie or a dead process is not running, whatever its pid says.
@@ -133,8 +135,9 @@ struct ProcStat: Sendable, Equatable {
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
         // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-        guard fields.count > 19, let state = fields[0].first, let ticks = UInt64(fields[19]) else { return nil }
+        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]), let ticks = UInt64(fields[19]) else { return nil }
         self.state = state
+        self.parent = parent
         startTicks = ticks
     }
 

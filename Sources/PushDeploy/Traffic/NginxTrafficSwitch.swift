@@ -19,6 +19,8 @@ public struct NginxTrafficSwitch: TrafficSwitch {
     public var confirmTimeout: Duration
     /// The pause between two confirming requests.
     public var pollInterval: Duration
+    /// The longest a switch waits for nginx's old workers to finish their requests (and so stop reaching the old backend).
+    public var drainTimeout: Duration = .seconds(10)
     /// One GET; the real one is ``NginxProbe/get(_:timeout:)``, unit tests answer from a script.
     let fetch: @Sendable (NginxProbe.Target, Duration) async -> NginxProbe.Outcome
 
@@ -64,10 +66,19 @@ public struct NginxTrafficSwitch: TrafficSwitch {
         do {
             let test = try await runNginx(nginx.test, log: log) { .testFailed(command: $0, reason: $1, output: $2) }
             reloadAttempted = true
+            let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
             let confirmed = try await confirm(confirmation, expectVersion: expectVersion, log: log)
+            // Until the retired workers are gone, one of them may still send a request to the old backend.
+            let drainStarted = ContinuousClock.now
+            let retired = NginxWorkers.retired(since: workersBefore)
+            let drained = await NginxWorkers.waitUntilGone(retired, timeout: drainTimeout)
+            if !drained {
+                log.line("nginx: \(retired.count) old worker(s) still finishing requests after \(DurationParser.format(drainTimeout)); going on")
+            }
             log.line("nginx: switched to \(portList) in \(Self.ms(ContinuousClock.now - started)) "
-                     + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed)))")
+                     + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed)), "
+                     + "old workers gone after \(Self.ms(ContinuousClock.now - drainStarted)))")
         } catch {
             log.line("nginx: switch to \(portList) failed: \(error)")
             let problem = await putBack(old, path: path, reloadWith: reloadAttempted ? nginx.reload : nil, log: log)
