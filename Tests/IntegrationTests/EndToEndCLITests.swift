@@ -106,6 +106,42 @@ struct EndToEndCLITests {
         #expect(lab.appState().entries.map(\.instance) == before.map(\.instance))
     }
 
+    @Test("hooks/post-receive in a bare repository queues the pushed commit; a hostile setting is refused",
+          .enabled(if: ServeLab.toolsPresent, "needs gradle, java, git, curl and nginx"))
+    func postReceiveHookQueuesThePushedCommit() async throws {
+        let lab = try ServeLab()
+        defer { lab.tearDown() }
+        try await lab.startServer()
+        let bare = lab.scratch + "/shop.git"
+        _ = try Integration.run("/usr/bin/git", ["clone", "-q", "--bare", lab.source, bare])
+        let hook = bare + "/hooks/post-receive"
+        try FileManager.default.copyItem(atPath: Integration.root + "/hooks/post-receive", toPath: hook)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hook)
+        let config = { (key: String, value: String) throws in
+            _ = try Integration.run("/usr/bin/git", ["-C", bare, "config", "pushdeploy.\(key)", value])
+        }
+        try config("url", "http://127.0.0.1:\(lab.serverPort)")
+        try config("app", "demo")
+        try config("tokenFile", lab.scratch + "/token")
+
+        let commit = try lab.commitChange("pushed to the bare repository")
+        let push = try Integration.run("/usr/bin/git", ["-C", lab.source, "push", bare, "main"])
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.output.contains("pushdeploy: deploying \(commit.prefix(12)) of refs/heads/main to demo (HTTP 202)"), "\(push.output)")
+        let record = try #require(lab.record(1))
+        #expect(record.trigger.commit == commit)
+        #expect(record.trigger.ref == "refs/heads/main")
+
+        // Whatever the settings say never reaches a shell or the URL: a hostile app name is refused, the push still goes in.
+        try config("app", "demo; touch \(lab.scratch)/pwned")
+        try lab.commitChange("second push")
+        let refused = try Integration.run("/usr/bin/git", ["-C", lab.source, "push", bare, "main"])
+        #expect(refused.status == 0)
+        #expect(refused.output.contains("is not an app name"), "\(refused.output)")
+        #expect(!FileManager.default.fileExists(atPath: lab.scratch + "/pwned"))
+        #expect(lab.record(2) == nil)
+    }
+
     @Test func checkRejectsABrokenConfigWithTheKeyPath() throws {
         let scratch = NSTemporaryDirectory() + "pushdeploy-check-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)

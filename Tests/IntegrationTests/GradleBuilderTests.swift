@@ -223,7 +223,7 @@ struct PushToArtifactBench {
               classic, warm       median \(seconds(median(theirs))) s  runs \(theirs.map(seconds).joined(separator: " "))
                                   (git pull && gradle --offline clean bootJar, daemon already running)
               ratio vs cold       \(ratio(cold))  (target <= 0.50x: \(median(ours) / median(cold) <= 0.5 ? "met" : "NOT met"))
-              ratio vs warm       \(ratio(theirs))  (same daemon on both sides: only clean-vs-incremental and the store differ)
+              ratio vs warm       \(ratio(theirs))  (target <= 0.50x: \(median(ours) / median(theirs) <= 0.5 ? "met" : "NOT met"); the script as written, Gradle's daemon on by default)
 
             """
         print(report)
