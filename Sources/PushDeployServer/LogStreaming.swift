@@ -9,7 +9,9 @@ enum LogStreaming {
         let path = store.logPath(app: deployment.app, id: deployment.id)
         let headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
         guard follow, !deployment.status.isFinished else {
-            let data = FileManager.default.contents(atPath: path) ?? Data()
+            // A deployment that never ran (superseded or cancelled while it waited) has no log file: its record says why.
+            let data = FileManager.default.contents(atPath: path)
+                ?? Data((deployment.status.isFinished ? "\(deployment.status.rawValue): \(deployment.error ?? "no log")\n" : "").utf8)
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
         }
         let body = ResponseBody { writer in

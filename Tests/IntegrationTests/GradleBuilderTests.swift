@@ -87,7 +87,7 @@ struct GradleBuilderTests {
         for _ in 0 ..< 3 {
             versions.append(try await builder.build(fixture.request(), log: MemoryDeploymentLog()).version)
         }
-        let failing = BuildConfig(command: ["gradle", "--offline", "noSuchTask"], version: "1.0.1-SNAPSHOT-{timestamp}")
+        let failing = BuildConfig(command: ["gradle", "--offline", "--no-daemon", "noSuchTask"], version: "1.0.1-SNAPSHOT-{timestamp}")
         await #expect(throws: BuildError.self) { try await builder.build(fixture.request(failing), log: MemoryDeploymentLog()) }
         #expect(Set(versions).count == 3)
         #expect(try fixture.store.releases(app: "demo").map(\.version) == versions.reversed())
@@ -159,6 +159,8 @@ struct PushToArtifactBench {
         let runs = Int(environment["PUSHDEPLOY_BENCH_RUNS"] ?? "") ?? 5
         let fixture = try GradleFixture()
         let root = fixture.scratch
+        // Both sides use the Gradle daemon on purpose; it goes when the bench ends.
+        defer { _ = try? Integration.run("/usr/bin/gradle", ["--stop"]) }
         let git = { (directory: String, arguments: [String]) async throws in
             _ = try await fixture.shell(["git", "-C", directory, "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"] + arguments)
         }
@@ -264,7 +266,8 @@ private struct GradleFixture {
         GradleBuilder(store: store, runner: SubprocessCommandRunner(gracePeriod: .seconds(2)), scratchDirectory: scratch)
     }
 
-    func request(_ build: BuildConfig = BuildConfig(command: ["gradle", "--offline", "bootJar"],
+    // No daemon: a test leaves no Gradle JVM behind (the bench, which wants a warm daemon, stops its own).
+    func request(_ build: BuildConfig = BuildConfig(command: ["gradle", "--offline", "--no-daemon", "bootJar"],
                                                     version: "1.0.1-SNAPSHOT-{timestamp}", timeout: .seconds(300))) -> BuildRequest {
         BuildRequest(app: "demo", checkoutPath: checkout, commit: Self.commit, build: build, deploymentID: 7)
     }

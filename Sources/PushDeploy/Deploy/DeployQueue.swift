@@ -54,7 +54,7 @@ public actor DeployQueue {
                 $0.supersededBy = deployment.id
                 $0.finish(.superseded, error: "superseded by deployment \(deployment.id) before it started")
             }
-            writeLog(replaced.id, "superseded by deployment \(deployment.id) before it started")
+            // No log file for it: one more file per push under a flood, and the record already says why.
         }
         return (deployment, true)
     }
@@ -185,9 +185,6 @@ public actor DeployQueue {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func writeLog(_ id: Int, _ text: String) {
-        (try? store.log(app: app.name, id: id))?.line(text)
-    }
 }
 
 /// The queue as `/status` shows it.
