@@ -69,6 +69,7 @@ public struct NginxTrafficSwitch: TrafficSwitch {
             let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
             let confirmed = try await confirm(confirmation, expectVersion: expectVersion, log: log)
+            let switched = ContinuousClock.now - started
             // Until the retired workers are gone, one of them may still send a request to the old backend.
             let drainStarted = ContinuousClock.now
             let retired = NginxWorkers.retired(since: workersBefore)
@@ -76,9 +77,9 @@ public struct NginxTrafficSwitch: TrafficSwitch {
             if !drained {
                 log.line("nginx: \(retired.count) old worker(s) still finishing requests after \(DurationParser.format(drainTimeout)); going on")
             }
-            log.line("nginx: switched to \(portList) in \(Self.ms(ContinuousClock.now - started)) "
-                     + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed)), "
-                     + "old workers gone after \(Self.ms(ContinuousClock.now - drainStarted)))")
+            log.line("nginx: switched to \(portList) in \(Self.ms(switched)) "
+                     + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed))); "
+                     + "old workers gone after \(Self.ms(ContinuousClock.now - drainStarted))")
         } catch {
             log.line("nginx: switch to \(portList) failed: \(error)")
             let problem = await putBack(old, path: path, reloadWith: reloadAttempted ? nginx.reload : nil, log: log)
