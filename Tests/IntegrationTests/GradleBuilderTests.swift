@@ -32,7 +32,7 @@ struct GradleBuilderTests {
         #expect(log.text.contains("BUILD SUCCESSFUL"))
         #expect(log.text.contains(":bootJar") || log.text.contains("> Task :bootJar"))
         // The version reached Gradle on its command line, through the one init script pushdeploy keeps.
-        #expect(log.text.contains("-I \(fixture.scratch)/pushdeploy-release-version.init.gradle -PpushdeployVersion=\(release.version) --offline bootJar"))
+        #expect(log.text.contains("-I \(fixture.scratch)/pushdeploy-release-version.init.gradle -PpushdeployVersion=\(release.version) --offline --no-daemon bootJar"))
 
         // The jar runs, answers with its version and is healthy.
         let app = try DemoAppProcess(jar: jar)
