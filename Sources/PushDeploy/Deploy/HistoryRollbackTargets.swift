@@ -25,7 +25,7 @@ public struct HistoryRollbackTargets: Sendable {
 
     public func target(app: AppConfig, requested: String?, rollback id: Int) async throws -> Release {
         let history = await store.all(app: app.name).filter { $0.id != id }
-        let live = await liveVersion(app: app.name, history: history)
+        let live = await liveVersion(app: app.name) { history }
         let version: String
         if let requested {
             if let number = Int(requested), let deployment = history.first(where: { $0.id == number }) {
@@ -56,14 +56,15 @@ public struct HistoryRollbackTargets: Sendable {
     }
 
     /// What nginx serves: `state.json` knows (also after a deployment was cut off past its switch); the history is the fallback.
-    func liveVersion(app: String, history: [Deployment]) async -> String? {
+    /// The history is read only when `state.json` does not name the live version: it can be long, and `/status` asks often.
+    func liveVersion(app: String, history: () async -> [Deployment]) async -> String? {
         if let state, let version = try? await state.state(app: app).liveVersion { return version }
-        return history.last { $0.status == .succeeded }?.version
+        return await history().last { $0.status == .succeeded }?.version
     }
 
     /// The stored releases one can roll back to: every stored one but the live one, newest first.
     public func candidates(app: String) async -> [Release] {
-        let live = await liveVersion(app: app, history: await store.all(app: app))
+        let live = await liveVersion(app: app) { await store.all(app: app) }
         return ((try? await releases.releases(app: app)) ?? []).filter { $0.version != live }.sorted { $0.builtAt > $1.builtAt }
     }
 
