@@ -40,6 +40,43 @@ struct DeployQueueTests {
         #expect(await runner.startedIDs == [first.id, third.id])
     }
 
+    @Test("a flood of pushes: the newest waits, every other is superseded by a newer one, about one write each")
+    func aFloodOfPushesCostsAboutOneWriteEach() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let first = try await queue.submit(push("a0")).deployment
+        await runner.waitUntilParked(first.id)
+        let writesBefore = await store.recordFileWrites()
+        let count = 40
+        let ids = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 1 ... count {
+                group.addTask { try await queue.submit(self.push("c\(index)", delivery: "flood-\(index)")).deployment.id }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        try await store.sync()
+        let newest = try #require(ids.max())
+        #expect(Set(ids).count == count)
+        #expect(await queue.snapshot().waiting.map(\.id) == [newest])
+        // What is on disk, read by a second store as a restart would.
+        let reread = DeploymentStore(stateDirectory: scratch.path)
+        let interrupted = try await reread.open(apps: ["shop"])
+        #expect(Set(interrupted.map(\.id)) == [first.id, newest])
+        for id in ids where id != newest {
+            let record = try #require(try await reread.deployment(app: "shop", id: id))
+            #expect(record.status == .superseded)
+            #expect((record.supersededBy ?? 0) > id)
+        }
+        // A push superseded before its file was written (20 ms after the journal) costs one file, not two.
+        let writes = await store.recordFileWrites() - writesBefore
+        #expect(writes < count * 3 / 2, "\(writes) record files written for \(count) pushes")
+
+        await runner.open(first.id)
+        await runner.waitUntilParked(newest)
+        await runner.open(newest)
+        await queue.waitUntilIdle()
+        #expect(await runner.startedIDs == [first.id, newest])
+    }
+
     @Test func aRepeatedDeliveryReturnsTheFirstDeployment() async throws {
         let (queue, store, runner) = try await makeQueue()
         let first = try await queue.submit(push("a1", delivery: "guid-1"))

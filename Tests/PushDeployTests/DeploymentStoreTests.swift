@@ -14,9 +14,12 @@ struct DeploymentStoreTests {
         #expect(first.id == 1)
         #expect(second.id == 2)
         let path = "\(scratch.path)/deployments/shop/000002.json"
+        try await store.sync()
         #expect(FileManager.default.fileExists(atPath: path))
         try await store.update(app: "shop", id: 2) { $0.enter(.fetching) }
         try await store.update(app: "shop", id: 2) { $0.enter(.building) }
+        // The journal holds it at once; the file follows within milliseconds, or now with sync().
+        try await store.sync()
 
         let onDisk = try JSONDecoder.pushDeploy.decode(Deployment.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(onDisk.status == .building)
@@ -28,6 +31,41 @@ struct DeploymentStoreTests {
         #expect(text.contains("\"strategy\" : \"blue-green\""))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: "\(scratch.path)/deployments/shop").filter { $0.hasPrefix(".") }
         #expect(leftovers.isEmpty)
+    }
+
+    @Test("records that reached only the journal (a crash before their files) are whole after a restart")
+    func theJournalIsReplayedAtStartUp() async throws {
+        // Files that would only be written in an hour: as if the process died right after the journal flush.
+        let crashed = DeploymentStore(stateDirectory: scratch.path, materializeDelay: .seconds(3600))
+        try await crashed.open(apps: ["shop", "blog"])
+        let (first, _) = try await crashed.create(app: "shop", kind: .deploy, trigger: Trigger(source: .github, deliveryId: "g-1"), strategy: "blue-green")
+        try await crashed.update(app: "shop", id: first.id) { $0.finish(.succeeded, error: nil) }
+        let (second, _) = try await crashed.create(app: "blog", kind: .deploy, trigger: Trigger(source: .manual), strategy: "rolling")
+        #expect(!FileManager.default.fileExists(atPath: crashed.recordPath(app: "shop", id: first.id)))
+        // What the API reads meanwhile comes from the journal.
+        #expect(try await crashed.deployment(app: "shop", id: first.id)?.status == .succeeded)
+        // A torn last entry (a write cut off by the crash) is ignored.
+        let journals = try FileManager.default.contentsOfDirectory(atPath: "\(scratch.path)/deployments").filter { $0.hasPrefix(".journal-") }
+        #expect(journals.count == 1)
+        let handle = try #require(FileHandle(forWritingAtPath: "\(scratch.path)/deployments/\(journals[0])"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("812 0123456789abcdef shop/000009.json\n{\"app\" : \"sh".utf8))
+        try handle.close()
+
+        let restarted = DeploymentStore(stateDirectory: scratch.path)
+        let interrupted = try await restarted.open(apps: ["shop", "blog"])
+        #expect(interrupted.map(\.id) == [second.id])
+        let shop = try JSONDecoder.pushDeploy.decode(Deployment.self, from: Data(contentsOf: URL(fileURLWithPath: restarted.recordPath(app: "shop", id: first.id))))
+        #expect(shop.status == .succeeded)
+        #expect(shop.trigger.deliveryId == "g-1")
+        #expect(!FileManager.default.fileExists(atPath: restarted.recordPath(app: "shop", id: 9)))
+        try await restarted.sync()
+        let blog = try JSONDecoder.pushDeploy.decode(Deployment.self, from: Data(contentsOf: URL(fileURLWithPath: restarted.recordPath(app: "blog", id: second.id))))
+        #expect(blog.status == .interrupted)
+        // The repeated delivery is still known, and the replayed journal is gone once its records are flushed.
+        #expect(try await restarted.create(app: "shop", kind: .deploy, trigger: Trigger(source: .github, deliveryId: "g-1"), strategy: "blue-green").isNew == false)
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(scratch.path)/deployments").filter { $0 == journals[0] }
+        #expect(left.isEmpty)
     }
 
     @Test func anUnfinishedDeploymentIsClosedAsInterruptedAtStartUp() async throws {

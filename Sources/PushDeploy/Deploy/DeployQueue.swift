@@ -33,13 +33,47 @@ public actor DeployQueue {
     }
 
     /// Records a push and queues it; a repeated delivery returns the first deployment with `isNew` false.
+    /// Returns once the record is on disk.
     public func submit(_ trigger: Trigger) async throws -> (deployment: Deployment, isNew: Bool) {
         guard !isShutDown else { throw QueueError.shuttingDown }
-        let (deployment, isNew) = try await store.create(app: app.name, kind: .deploy, trigger: trigger, strategy: app.strategy.name)
-        guard isNew else { return (deployment, false) }
+        let recorded = try await store.record(app: app.name, kind: .deploy, trigger: trigger, strategy: app.strategy.name)
+        let deployment = recorded.deployment
+        guard recorded.isNew else {
+            try await store.written(recorded)
+            return (deployment, false)
+        }
+        // Queued before its record is on disk: a push that follows in the same write batch supersedes it
+        // within that batch (one file write per push under a flood, not two). The answer still waits for the disk.
+        if isShutDown {
+            await store.updateSoon(app: app.name, id: deployment.id) {
+                $0.finish(.cancelled, error: "pushdeploy was stopped before it started")
+            }
+        } else {
+            await enqueue(deployment, recorded: recorded)
+        }
+        do {
+            try await store.written(recorded)
+        } catch {
+            // Not recorded, so not queued: the sender gets an error and may deliver it again.
+            if waiting?.id == deployment.id { waiting = nil }
+            throw error
+        }
+        return (deployment, true)
+    }
+
+    private func enqueue(_ deployment: Deployment, recorded: Recorded) async {
         if running == nil, pendingRollback == nil {
-            start(deployment)
-            return (deployment, true)
+            start(deployment, recorded: recorded)
+            return
+        }
+        let newest = [waiting?.id, running.flatMap { $0.kind == .deploy ? $0.id : nil }].compactMap { $0 }.max()
+        if let newest, newest > deployment.id {
+            // Recorded before a push that reached the queue first: the newer push stays, this one is superseded.
+            await store.updateSoon(app: app.name, id: deployment.id) {
+                $0.supersededBy = newest
+                $0.finish(.superseded, error: "superseded by deployment \(newest) before it started")
+            }
+            return
         }
         let replaced = waiting
         waiting = deployment
@@ -49,14 +83,13 @@ public actor DeployQueue {
             current.task?.cancel()
         }
         if let replaced {
-            // The new record is on disk; the old one's new status may land with the next batch.
+            // Lands in the same batch as the new record, or the next one.
             await store.updateSoon(app: app.name, id: replaced.id) {
                 $0.supersededBy = deployment.id
                 $0.finish(.superseded, error: "superseded by deployment \(deployment.id) before it started")
             }
             // No log file for it: one more file per push under a flood, and the record already says why.
         }
-        return (deployment, true)
     }
 
     /// Records a rollback and puts it at the front; it cancels a running deployment that has not switched traffic.
@@ -114,14 +147,24 @@ public actor DeployQueue {
         }
     }
 
-    private func start(_ deployment: Deployment) {
+    /// Runs a deployment; with `recorded`, only once that record is on disk (it ends there if the write failed).
+    private func start(_ deployment: Deployment, recorded: Recorded? = nil) {
         running = Running(id: deployment.id, kind: deployment.kind, phase: .queued, task: nil)
-        let task = Task { await self.execute(deployment) }
+        let task = Task { await self.execute(deployment, recorded: recorded) }
         running?.task = task
     }
 
-    private nonisolated func execute(_ deployment: Deployment) async {
+    private nonisolated func execute(_ deployment: Deployment, recorded: Recorded?) async {
         let id = deployment.id
+        if let recorded {
+            do {
+                try await store.written(recorded)
+            } catch {
+                // The push was answered with the error; there is no record to carry the run.
+                _ = await takeCancelReason(id)
+                return await finished(id)
+            }
+        }
         let log: any DeploymentLog = (try? store.log(app: app.name, id: id)) ?? MemoryDeploymentLog()
         log.line("\(deployment.kind.rawValue) \(id) of \(app.name) started (trigger: \(deployment.trigger.source.rawValue))")
         let progress = DeploymentProgress(

@@ -96,7 +96,7 @@ struct GitCheckoutJob {
             log.line("remote \(Self.remote) moved from \(GitRemoteURL(previous).redacted) to \(url.redacted)")
         }
         let transfer = GitTransfer(url: url, credentials: credentials, cancellation: cancellation, log: log)
-        let stats = try repository.fetch(remote: Self.remote, refspecs: Self.refspecs, transfer: transfer)
+        let stats = try repository.fetch(url: request.repository.url, refspecs: Self.refspecs, transfer: transfer)
         log.line("fetched \(stats.receivedObjects) objects (\(Self.size(stats.receivedBytes))) from \(url.redacted) "
                  + "in \(String(format: "%.2f", stats.seconds)) s")
         let commit = try resolve(repository)

@@ -1,12 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 import Foundation
 
 /// The deployment history: `deployments/<app>/NNNNNN.json` and its `.log`, one file per deployment.
 ///
 /// Every record is rewritten atomically at every phase, so a crash leaves the last phase written.
-/// Writes that arrive together are committed together (one fsync round for the batch): a flood of
-/// webhooks costs one disk flush per batch, not one per request, and every caller still returns only
-/// once its record is on disk.
+/// Writes that arrive together are committed together through the journal (`RecordJournal`): one append
+/// and one flush per batch, not one per record, and every caller still returns only once its record is
+/// durable and its file replaced.
 public actor DeploymentStore {
     /// The `deployments` folder under the state directory.
     public nonisolated let root: String
@@ -14,22 +17,44 @@ public actor DeploymentStore {
     private var deliveries: [String: Int] = [:]
     private var cache: [String: Deployment] = [:]
     private var opened: Set<String> = []
-    private var pending: [(path: String, data: Data)] = []
+    /// Records to write in the next batch; encoded on the disk queue, once per path.
+    private var pending: [(path: String, deployment: Deployment)] = []
     private var pendingWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// New records in `pending`: forgotten again if their batch fails.
+    private var pendingCreates: [Deployment] = []
+    /// The batch `pending` becomes; every batch up to `flushedBatches` is written or failed.
+    private var nextBatch = 1
+    private var flushedBatches = 0
+    /// Those waiting for the batch being written now.
+    private var flyingWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// Why recent batches failed, for a `written(_:)` that asks after the fact.
+    private var batchFailures: [Int: any Error] = [:]
+    /// The batch of each new record not on disk yet, by `key(app, id)`.
+    private var unwritten: [String: Int] = [:]
     private var isFlushing = false
     /// Disk writes run here, off the cooperative thread pool: an fsync blocks for milliseconds.
     private static let disk = DispatchQueue(label: "pushdeploy.history.disk")
     /// Records that could not be read at start-up; their ids stay taken and the server starts anyway.
     public private(set) var unreadableRecords: [String] = []
 
-    public init(stateDirectory: String) {
+    private let journal: RecordJournal
+    private var recovered = false
+
+    /// `materializeDelay`: how long after the journal a record file is replaced (tests stretch it to mimic a crash).
+    public init(stateDirectory: String, materializeDelay: DispatchTimeInterval = .milliseconds(20)) {
         root = stateDirectory + "/deployments"
+        journal = RecordJournal(directory: root, queue: Self.disk, materializeDelay: materializeDelay)
     }
 
     /// Reads the history of `apps`, closes every unfinished deployment as `interrupted`, and returns those.
     @discardableResult
     public func open(apps: [String], at date: Date = Date()) async throws -> [Deployment] {
         var interrupted: [Deployment] = []
+        if !recovered {
+            // What the journal holds beyond the record files (a crash before a checkpoint) goes back into them first.
+            try await onDisk { [journal] in try journal.recover() }
+            recovered = true
+        }
         for app in apps {
             let folder = directory(app)
             try AtomicFile.makeDirectory(folder)
@@ -63,29 +88,71 @@ public actor DeploymentStore {
     }
 
     /// Records a new deployment as `queued`; a repeated delivery id returns the first deployment and `false`.
+    /// Returns once the record is on disk.
     public func create(app: String, kind: DeploymentKind, trigger: Trigger, strategy: String,
                        at date: Date = Date()) async throws -> (deployment: Deployment, isNew: Bool) {
+        let recorded = try record(app: app, kind: kind, trigger: trigger, strategy: strategy, at: date)
+        try await written(recorded)
+        return (recorded.deployment, recorded.isNew)
+    }
+
+    /// Records a new deployment as `queued` in the next batch and returns at once; `written(_:)` waits for the disk.
+    ///
+    /// The deploy queue uses it to queue a push before its record lands, so that a push following in the same
+    /// batch marks it `superseded` in that batch: under a flood every push costs one file write, not two.
+    /// A repeated delivery id returns the first deployment and `isNew` false.
+    public func record(app: String, kind: DeploymentKind, trigger: Trigger, strategy: String,
+                       at date: Date = Date()) throws -> Recorded {
         guard opened.contains(app) else { throw HistoryError.notOpened(app: app) }
         var probe = Deployment(id: 0, app: app, kind: kind, trigger: trigger, strategy: strategy, createdAt: date)
         if let key = deliveryKey(probe), let first = deliveries[key], let existing = try deployment(app: app, id: first) {
-            return (existing, false)
+            return Recorded(deployment: existing, isNew: false, batch: unwritten[self.key(app, first)] ?? 0)
         }
         var id = (ids[app]?.last ?? 0) + 1
         // Never overwrite a record, even one written behind pushdeploy's back.
-        while FileManager.default.fileExists(atPath: recordPath(app: app, id: id)) { id += 1 }
+        while access(recordPath(app: app, id: id), F_OK) == 0 { id += 1 }
         probe.id = id
-        try AtomicFile.makeDirectory(directory(app))
+        if ids[app]?.isEmpty ?? true { try AtomicFile.makeDirectory(directory(app)) }
         ids[app, default: []].append(id)
         if let key = deliveryKey(probe) { deliveries[key] = id }
-        do {
-            try await write(probe)
-        } catch {
-            ids[app]?.removeAll { $0 == id }
-            if let key = deliveryKey(probe) { deliveries[key] = nil }
-            cache[key(app, id)] = nil
-            throw error
+        remember(probe)
+        unwritten[key(app, id)] = nextBatch
+        pendingCreates.append(probe)
+        pending.append((recordPath(app: app, id: id), probe))
+        startFlushing()
+        return Recorded(deployment: probe, isNew: true, batch: nextBatch)
+    }
+
+    /// Returns once every write asked for so far, `updateSoon` included, is on disk.
+    /// Their files are replaced too (they otherwise follow a few milliseconds after the journal).
+    public func sync() async throws {
+        if isFlushing || !pending.isEmpty {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if pending.isEmpty { flyingWaiters.append(continuation) } else { pendingWaiters.append(continuation) }
+            }
         }
-        return (probe, true)
+        try await onDisk { [journal] in try journal.materialize() }
+    }
+
+    /// How many record files were replaced since start-up: a record rewritten before its file was replaced
+    /// counts once.
+    public func recordFileWrites() async -> Int {
+        (try? await onDisk { [journal] in journal.filesWritten }) ?? 0
+    }
+
+    /// Returns once the batch holding `recorded` is on disk; throws what failed the batch.
+    public func written(_ recorded: Recorded) async throws {
+        if recorded.batch <= flushedBatches {
+            if let failure = batchFailures[recorded.batch] { throw failure }
+            return
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            if recorded.batch == nextBatch {
+                pendingWaiters.append(continuation)
+            } else {
+                flyingWaiters.append(continuation)
+            }
+        }
     }
 
     /// Rewrites a deployment's record.
@@ -107,7 +174,7 @@ public actor DeploymentStore {
     /// One deployment, or nil when there is none with that id.
     public func deployment(app: String, id: Int) throws -> Deployment? {
         if let cached = cache[key(app, id)] { return cached }
-        guard ids[app]?.contains(id) == true else { return nil }
+        guard let known = ids[app], Self.contains(known, id) else { return nil }
         return try read(app: app, id: id)
     }
 
@@ -153,6 +220,16 @@ public actor DeploymentStore {
 
     private nonisolated func directory(_ app: String) -> String { "\(root)/\(app)" }
 
+    /// Binary search: the ids of an app are kept ascending, and there can be tens of thousands.
+    private static func contains(_ ids: [Int], _ id: Int) -> Bool {
+        var low = 0, high = ids.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ids[middle] < id { low = middle + 1 } else { high = middle }
+        }
+        return low < ids.count && ids[low] == id
+    }
+
     private func key(_ app: String, _ id: Int) -> String { "\(app)/\(id)" }
 
     /// Keeps a record in memory; past a few hundred, finished ones are dropped and read from disk when asked for.
@@ -169,7 +246,7 @@ public actor DeploymentStore {
 
     private func read(app: String, id: Int) throws -> Deployment {
         let path = recordPath(app: app, id: id)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = journal.unmaterialized(path) ?? FileManager.default.contents(atPath: path) else {
             throw HistoryError.unreadable(path: path, reason: "cannot read the file")
         }
         do {
@@ -188,19 +265,17 @@ public actor DeploymentStore {
     public func updateSoon(app: String, id: Int, _ change: (inout Deployment) -> Void) {
         guard var deployment = try? deployment(app: app, id: id) else { return }
         change(&deployment)
-        guard let data = try? JSONEncoder.pushDeploy.encode(deployment) else { return }
         remember(deployment)
-        pending.append((recordPath(app: app, id: id), data))
+        pending.append((recordPath(app: app, id: id), deployment))
         startFlushing()
     }
 
     /// Queues the record for the next batch and returns once that batch is on disk.
     private func write(_ deployment: Deployment) async throws {
-        let data = try JSONEncoder.pushDeploy.encode(deployment)
         remember(deployment)
         let path = recordPath(app: deployment.app, id: deployment.id)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            pending.append((path, data))
+            pending.append((path, deployment))
             pendingWaiters.append(continuation)
             startFlushing()
         }
@@ -216,18 +291,72 @@ public actor DeploymentStore {
     private func flush() async {
         while !pending.isEmpty {
             let batch = pending
-            let waiters = pendingWaiters
+            let creates = pendingCreates
+            let number = nextBatch
+            flyingWaiters = pendingWaiters
             pending = []
             pendingWaiters = []
-            let result: Result<Void, any Error> = await withCheckedContinuation { continuation in
-                Self.disk.async {
-                    continuation.resume(returning: Result { try AtomicFile.write(batch) })
-                }
+            pendingCreates = []
+            nextBatch += 1
+            let result: Result<Void, any Error>
+            do {
+                try await onDisk { [journal] in try journal.commit(Self.encode(batch)) }
+                result = .success(())
+            } catch {
+                result = .failure(error)
             }
+            flushedBatches = number
+            for created in creates { unwritten[key(created.app, created.id)] = nil }
+            if case let .failure(error) = result {
+                batchFailures[number] = error
+                batchFailures = batchFailures.filter { $0.key > number - 64 }
+                // Their answers say the push was not recorded; a redelivery must be able to try again.
+                for created in creates { forget(created) }
+            }
+            let waiters = flyingWaiters
+            flyingWaiters = []
             for waiter in waiters { waiter.resume(with: result) }
         }
         isFlushing = false
     }
+
+    /// The batch as files: each path once, with its last record.
+    private static func encode(_ batch: [(path: String, deployment: Deployment)]) throws -> [(path: String, data: Data)] {
+        var last: [String: Int] = [:]
+        for (index, entry) in batch.enumerated() { last[entry.path] = index }
+        return try batch.enumerated().filter { last[$0.element.path] == $0.offset }.map { _, entry in
+            (entry.path, try JSONEncoder.pushDeploy.encode(entry.deployment))
+        }
+    }
+
+    /// Runs a blocking file system job on the disk queue.
+    private func onDisk<T: Sendable>(_ job: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Self.disk.async { continuation.resume(with: Result { try job() }) }
+        }
+    }
+
+    /// Waits until the journal files retired so far are checkpointed (their records flushed, the files gone).
+    func waitForCheckpoints() async {
+        _ = try? await onDisk { [journal] in journal.waitForCheckpoints() }
+    }
+
+    /// Drops a new record whose batch failed (unless a later write put it on disk after all).
+    private func forget(_ deployment: Deployment) {
+        guard access(recordPath(app: deployment.app, id: deployment.id), F_OK) != 0 else { return }
+        ids[deployment.app]?.removeAll { $0 == deployment.id }
+        if let key = deliveryKey(deployment), deliveries[key] == deployment.id { deliveries[key] = nil }
+        cache[key(deployment.app, deployment.id)] = nil
+    }
+}
+
+/// A record handed to the history: `DeploymentStore.written(_:)` waits until it is on disk.
+public struct Recorded: Sendable {
+    public let deployment: Deployment
+    /// False for a repeated delivery: `deployment` is the first one recorded for it.
+    public let isNew: Bool
+    /// The write batch that holds it; 0 when it was on disk already.
+    let batch: Int
 }
 
 /// A history record that cannot be found or read.

@@ -24,10 +24,7 @@ public enum AtomicFile {
         var latest: [String: Int] = [:]
         for (index, file) in files.enumerated() { latest[file.path] = index }
         let unique = files.enumerated().filter { latest[$0.element.path] == $0.offset }.map(\.element)
-        let temporaries = unique.map { file in
-            let directory = (file.path as NSString).deletingLastPathComponent
-            return "\(directory)/.\((file.path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
-        }
+        let temporaries = unique.map { temporaryPath(for: $0.path) }
         // The fsyncs run side by side: the file system folds concurrent flushes into one journal commit.
         let failures = Mutex<[Int: any Error]>([:])
         let group = DispatchGroup()
@@ -58,24 +55,46 @@ public enum AtomicFile {
         }
     }
 
-    /// Creates `path` (which must not exist), writes `data` and fsyncs it.
-    private static func writeSynced(_ data: Data, to path: String) throws {
+    /// Replaces `path` with `data` through a temporary file and a rename; with `sync` false the data is not
+    /// flushed (the caller has made it durable elsewhere, such as the history's journal).
+    static func replace(_ path: String, with data: Data, sync: Bool) throws {
+        let temporary = temporaryPath(for: path)
+        try writeSynced(data, to: temporary, sync: sync)
+        guard rename(temporary, path) == 0 else {
+            let error = FileError(operation: "rename", path: path, errno: errno)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    static func temporaryPath(for path: String) -> String {
+        let directory = (path as NSString).deletingLastPathComponent
+        return "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
+    }
+
+    /// Writes all of `bytes` to an open file.
+    static func writeAll<Bytes: ContiguousBytes>(_ bytes: Bytes, to fd: Int32, path: String) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw FileError(operation: "write", path: path, errno: errno)
+                }
+                offset += count
+            }
+        }
+    }
+
+    /// Creates `path` (which must not exist), writes `data` and, unless told not to, fsyncs it.
+    private static func writeSynced(_ data: Data, to path: String, sync: Bool = true) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError(operation: "create", path: path, errno: errno) }
         defer { close(fd) }
         do {
-            try data.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let count = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        throw FileError(operation: "write", path: path, errno: errno)
-                    }
-                    offset += count
-                }
-            }
-            guard fsync(fd) == 0 else { throw FileError(operation: "fsync", path: path, errno: errno) }
+            try writeAll(data, to: fd, path: path)
+            if sync, fsync(fd) != 0 { throw FileError(operation: "fsync", path: path, errno: errno) }
         } catch {
             unlink(path)
             throw error

@@ -1,0 +1,248 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The history's write-ahead journal: what makes a batch of records durable with one flush.
+///
+/// A batch is appended to one journal file and flushed with one `fdatasync`. Each record file is then replaced
+/// atomically (temporary file, rename) without a flush of its own, a few milliseconds later
+/// (`materializeDelay`), so that a record rewritten at once (a waiting push superseded by the next) costs
+/// one file, not two; until then `unmaterialized(_:)` answers for it. Record files are flushed later, all those
+/// a journal file covers at once and off the request path, when that journal file is retired; only then is it
+/// deleted. At start-up the journal files left over are replayed, so a record acknowledged before a crash or a
+/// power cut is whole afterwards even if its own file never reached the disk.
+///
+/// A reader of a record file finds the old record or the new one at every moment, never a torn one.
+/// Why: on a virtual disk, flushing 30 new files costs about 25 ms and one 30 KB journal append 0.4 ms.
+///
+/// Entries are `<length> <checksum> <path relative to the folder>\n<record bytes>\n`; a torn or damaged entry
+/// ends the replay of that journal file (it was never acknowledged).
+///
+/// Runs on the store's disk queue only (`queue`); `unmaterialized(_:)` may be called from anywhere.
+final class RecordJournal: @unchecked Sendable {
+    static let filePrefix = ".journal-"
+
+    /// The `deployments` folder: journal files live here, record paths are relative to it.
+    let directory: String
+    /// The size past which a journal file is retired and a new one begun.
+    let retireAt: Int
+    private var descriptor: Int32 = -1
+    private var sequence = 0
+    private var size = 0
+    /// Record files written since the current journal file began.
+    private var covered: Set<String> = []
+    private let checkpoints = DispatchQueue(label: "pushdeploy.history.checkpoint")
+    /// The serial queue every call but `unmaterialized(_:)` runs on.
+    let queue: DispatchQueue
+    let materializeDelay: DispatchTimeInterval
+    /// Journaled records whose files are not replaced yet, by path.
+    private let waitingFiles = Mutex<[String: Data]>([:])
+    private var materializeScheduled = false
+    /// How many record files were replaced since start-up.
+    private(set) var filesWritten = 0
+
+    init(directory: String, queue: DispatchQueue, retireAt: Int = 1 << 20,
+         materializeDelay: DispatchTimeInterval = .milliseconds(20)) {
+        self.directory = directory
+        self.queue = queue
+        self.retireAt = retireAt
+        self.materializeDelay = materializeDelay
+    }
+
+    /// The newest journaled content of a record file whose file is not replaced yet.
+    func unmaterialized(_ path: String) -> Data? {
+        waitingFiles.withLock { $0[path] }
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Replays the journal files left by an earlier run (a torn tail is skipped), flushes the records they
+    /// hold and deletes them. Returns how many records were written.
+    @discardableResult
+    func recover() throws -> Int {
+        try AtomicFile.makeDirectory(directory)
+        let journals = try FileManager.default.contentsOfDirectory(atPath: directory)
+            .compactMap { name -> (sequence: Int, path: String)? in
+                guard name.hasPrefix(Self.filePrefix), let number = Int(name.dropFirst(Self.filePrefix.count)) else { return nil }
+                return (number, "\(directory)/\(name)")
+            }
+            .sorted { $0.sequence < $1.sequence }
+        var latest: [String: Data] = [:]
+        for journal in journals {
+            guard let contents = FileManager.default.contents(atPath: journal.path) else {
+                throw FileError(operation: "read", path: journal.path, errno: errno)
+            }
+            for entry in Self.entries(in: [UInt8](contents)) {
+                latest["\(directory)/\(entry.relativePath)"] = entry.data
+            }
+        }
+        try AtomicFile.write(latest.map { (path: $0.key, data: $0.value) })
+        for journal in journals { unlink(journal.path) }
+        if !journals.isEmpty { try AtomicFile.syncDirectory(directory) }
+        sequence = journals.last?.sequence ?? 0
+        return latest.count
+    }
+
+    /// Appends a batch to the journal and flushes it, then replaces each record file (the last data of a path
+    /// wins). Throws when the batch is not durable; the journal is then left as it was.
+    func commit(_ files: [(path: String, data: Data)]) throws {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(files.reduce(0) { $0 + $1.data.count + 80 })
+        for file in files {
+            guard file.path.hasPrefix(directory + "/") else {
+                throw FileError(operation: "journal", path: file.path, errno: EINVAL, detail: "not under \(directory)")
+            }
+            let relative = file.path.dropFirst(directory.count + 1)
+            let bytes = [UInt8](file.data)
+            buffer.append(contentsOf: "\(bytes.count) \(Self.checksum(bytes)) \(relative)\n".utf8)
+            buffer.append(contentsOf: bytes)
+            buffer.append(UInt8(ascii: "\n"))
+        }
+        if descriptor < 0 { try begin() }
+        do {
+            try AtomicFile.writeAll(buffer, to: descriptor, path: journalPath)
+            guard fdatasync(descriptor) == 0 else { throw FileError(operation: "fdatasync", path: journalPath, errno: errno) }
+        } catch {
+            // Cut the failed append off so that later entries are not stuck behind a torn one.
+            if ftruncate(descriptor, off_t(size)) != 0 { abandon() }
+            throw error
+        }
+        size += buffer.count
+        waitingFiles.withLock { waiting in
+            for file in files { waiting[file.path] = file.data }
+        }
+        if size >= retireAt {
+            try? materialize()
+            retire()
+        } else if !materializeScheduled {
+            materializeScheduled = true
+            queue.asyncAfter(deadline: .now() + materializeDelay) { [self] in
+                materializeScheduled = false
+                // A failure is retried with the next batch; the records stay journaled meanwhile.
+                try? materialize()
+            }
+        }
+    }
+
+    /// Replaces the files of every journaled record now. A failure leaves them journaled (and readable through
+    /// `unmaterialized(_:)`), to be tried again with the next batch and replayed at start-up; the first is thrown.
+    func materialize() throws {
+        let files = waitingFiles.withLock { $0 }
+        var done: [String] = []
+        var failure: (any Error)?
+        for (path, data) in files {
+            do {
+                try AtomicFile.replace(path, with: data, sync: false)
+                done.append(path)
+                covered.insert(path)
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        filesWritten += done.count
+        // Only this queue adds entries, so what was written is still the newest.
+        waitingFiles.withLock { waiting in
+            for path in done { waiting[path] = nil }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Waits for the checkpoints under way (tests and shutdown).
+    func waitForCheckpoints() {
+        checkpoints.sync {}
+    }
+
+    private var journalPath: String { "\(directory)/\(Self.filePrefix)\(sequence)" }
+
+    private func begin() throws {
+        sequence += 1
+        size = 0
+        descriptor = open(journalPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw FileError(operation: "create", path: journalPath, errno: errno) }
+        // The journal's own name must be durable before anything in it counts.
+        try AtomicFile.syncDirectory(directory)
+    }
+
+    /// Ends the current journal file after materializing (start-up and shutdown): its records are flushed and
+    /// it is deleted by a checkpoint.
+    func retireNow() {
+        try? materialize()
+        if descriptor >= 0 { retire() }
+    }
+
+    /// Stops appending to a journal file whose end is unknown; it stays for the next replay.
+    private func abandon() {
+        close(descriptor)
+        descriptor = -1
+    }
+
+    /// Ends the current journal file; a checkpoint flushes the records it covers, then deletes it.
+    private func retire() {
+        close(descriptor)
+        descriptor = -1
+        // A record that could not be materialized lives only in the journal: keep it for the next start-up.
+        guard waitingFiles.withLock({ $0.isEmpty }) else { return }
+        let journal = journalPath
+        let paths = covered
+        let directory = directory
+        covered = []
+        checkpoints.async {
+            var folders: Set<String> = []
+            for path in paths {
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { continue }  // gone since; a newer journal covers whatever replaced it
+                let synced = fsync(fd) == 0
+                close(fd)
+                // Keep the journal: the next start-up replays it.
+                guard synced else { return }
+                folders.insert((path as NSString).deletingLastPathComponent)
+            }
+            for folder in folders {
+                guard (try? AtomicFile.syncDirectory(folder)) != nil else { return }
+            }
+            unlink(journal)
+            try? AtomicFile.syncDirectory(directory)
+        }
+    }
+
+    /// The whole entries of a journal file, in order; reading stops at the first torn or damaged one.
+    static func entries(in bytes: [UInt8]) -> [(relativePath: String, data: Data)] {
+        var result: [(relativePath: String, data: Data)] = []
+        var offset = 0
+        while offset < bytes.count {
+            guard let newline = bytes[offset...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+            let header = String(decoding: bytes[offset ..< newline], as: UTF8.self).split(separator: " ", maxSplits: 2)
+            guard header.count == 3, let length = Int(header[0]), length >= 0,
+                  newline + 1 + length < bytes.count, bytes[newline + 1 + length] == UInt8(ascii: "\n") else { break }
+            let body = Array(bytes[(newline + 1) ..< (newline + 1 + length)])
+            let relative = String(header[2])
+            guard String(header[1]) == checksum(body), isSafe(relative) else { break }
+            result.append((relative, Data(body)))
+            offset = newline + 2 + length
+        }
+        return result
+    }
+
+    /// FNV-1a, 64 bits, in hex: enough to tell a whole entry from a torn or zero-filled one.
+    static func checksum(_ bytes: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
+    /// `<app>/<file>`: a replay never writes outside the folder.
+    private static func isSafe(_ relative: String) -> Bool {
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+    }
+}
