@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// Where a deployment is in its life: the running phases, then one final status.
@@ -139,7 +142,7 @@ extension JSONEncoder {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+            try container.encode(ISO8601Milliseconds.format(date))
         }
         return encoder
     }
@@ -160,5 +163,40 @@ extension JSONDecoder {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date: \(text)")
         }
         return decoder
+    }
+}
+
+/// `2026-11-23T12:11:39.436Z`: what `Date.ISO8601FormatStyle` with fractional seconds writes, several times faster
+/// (every history record carries a dozen dates and a webhook flood writes thousands of records a second).
+public enum ISO8601Milliseconds {
+    public static func format(_ date: Date) -> String {
+        let interval = date.timeIntervalSince1970
+        let whole = interval.rounded(.down)
+        var seconds = time_t(whole)
+        let millis = min(999, Int(((interval - whole) * 1000).rounded(.down)))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var text = ""
+        text.reserveCapacity(24)
+        func append(_ value: Int, width: Int) {
+            let digits = String(value)
+            if digits.count < width { text.append(String(repeating: "0", count: width - digits.count)) }
+            text.append(digits)
+        }
+        append(Int(parts.tm_year) + 1900, width: 4)
+        text.append("-")
+        append(Int(parts.tm_mon) + 1, width: 2)
+        text.append("-")
+        append(Int(parts.tm_mday), width: 2)
+        text.append("T")
+        append(Int(parts.tm_hour), width: 2)
+        text.append(":")
+        append(Int(parts.tm_min), width: 2)
+        text.append(":")
+        append(Int(parts.tm_sec), width: 2)
+        text.append(".")
+        append(millis, width: 3)
+        text.append("Z")
+        return text
     }
 }
