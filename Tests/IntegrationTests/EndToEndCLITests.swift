@@ -44,7 +44,7 @@ struct EndToEndCLITests {
         let second = try lab.commitChange("second version")
         let again = try lab.cli(["deploy", "--wait"])
         #expect(again.status == 0, "\(again.output)\n\(lab.serverLog)")
-        let two = try #require(lab.record(3))
+        let two = try await lab.waitFor(3, timeout: .seconds(10)) { $0.status.isFinished }
         let v2 = try #require(two.version)
         #expect(two.commit == second)
         #expect(v2 != v1)
@@ -63,7 +63,7 @@ struct EndToEndCLITests {
         let rollback = try lab.cli(["rollback", "--wait"])
         #expect(rollback.status == 0, "\(rollback.output)\n\(lab.serverLog)")
         #expect(lab.servedVersion() == v1)
-        let back = try #require(lab.record(4))
+        let back = try await lab.waitFor(4, timeout: .seconds(10)) { $0.status.isFinished }
         #expect(back.kind == .rollback)
         #expect(back.status == .succeeded)
         #expect(back.version == v1)
@@ -128,7 +128,8 @@ struct EndToEndCLITests {
         let push = try Integration.run("/usr/bin/git", ["-C", lab.source, "push", bare, "main"])
         #expect(push.status == 0, "\(push.output)")
         #expect(push.output.contains("pushdeploy: deploying \(commit.prefix(12)) of refs/heads/main to demo (HTTP 202)"), "\(push.output)")
-        let record = try #require(lab.record(1))
+        // The record file follows the journal by a few milliseconds.
+        let record = try await lab.waitFor(1, timeout: .seconds(10)) { _ in true }
         #expect(record.trigger.commit == commit)
         #expect(record.trigger.ref == "refs/heads/main")
 

@@ -32,7 +32,7 @@ public enum DeploymentKind: String, Codable, Sendable {
 }
 
 /// Who or what asked for a deployment.
-public enum TriggerSource: String, Codable, Sendable {
+public enum TriggerSource: String, Codable, Sendable, CaseIterable {
     case github, gitea, gitlab, travis, manual
 }
 

@@ -320,15 +320,12 @@ public actor DeploymentStore {
         isFlushing = false
     }
 
-    /// Used on the disk queue only.
-    private static let recordEncoder = JSONEncoder.pushDeploy
-
     /// The batch as files: each path once, with its last record.
-    private static func encode(_ batch: [(path: String, deployment: Deployment)]) throws -> [(path: String, data: Data)] {
+    private static func encode(_ batch: [(path: String, deployment: Deployment)]) -> [(path: String, data: Data)] {
         var last: [String: Int] = [:]
         for (index, entry) in batch.enumerated() { last[entry.path] = index }
-        return try batch.enumerated().filter { last[$0.element.path] == $0.offset }.map { _, entry in
-            (entry.path, try recordEncoder.encode(entry.deployment))
+        return batch.enumerated().filter { last[$0.element.path] == $0.offset }.map { _, entry in
+            (entry.path, RecordJSON.encode(entry.deployment))
         }
     }
 
