@@ -91,7 +91,7 @@ struct AppRoutes: Sendable {
                               ref: ref, commit: body.commit?.lowercased(), pusher: body.by, message: body.message)
         let (deployment, isNew) = try await service.deploy(app: app, trigger: trigger)
         logger.info("manual deploy of \(app): deployment \(deployment.id)\(isNew ? "" : " (repeated request)")")
-        return JSONResponse.make(isNew ? .accepted : .ok, AcceptedBody(
+        return JSONResponse.accepted(isNew ? .accepted : .ok, AcceptedBody(
             deployment: deployment.id, app: app, statusUrl: "/apps/\(app)/deployments/\(deployment.id)",
             duplicate: isNew ? nil : true))
     }
@@ -104,7 +104,7 @@ struct AppRoutes: Sendable {
         let trigger = Trigger(source: .manual, pusher: body.by, message: body.message)
         let deployment = try await service.rollback(app: app, to: body.to, trigger: trigger)
         logger.info("rollback of \(app) queued: deployment \(deployment.id)")
-        return JSONResponse.make(.accepted, AcceptedBody(
+        return JSONResponse.accepted(.accepted, AcceptedBody(
             deployment: deployment.id, app: app, statusUrl: "/apps/\(app)/deployments/\(deployment.id)"))
     }
 }

@@ -42,7 +42,7 @@ struct HookRoutes: Sendable {
                 }
                 let (first, isNew) = accepted[0]
                 logger.info("webhook \(sender.rawValue): \(isNew ? "queued" : "repeated delivery of") deployment \(first.app)/\(first.id) of \(event.commit.prefix(12))")
-                return JSONResponse.make(isNew ? .accepted : .ok, AcceptedBody(
+                return JSONResponse.accepted(isNew ? .accepted : .ok, AcceptedBody(
                     deployment: first.id, app: first.app, statusUrl: "/apps/\(first.app)/deployments/\(first.id)",
                     duplicate: isNew ? nil : true, deployments: accepted.count > 1 ? accepted.map(\.0.id) : nil))
             }

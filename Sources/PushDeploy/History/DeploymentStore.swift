@@ -131,7 +131,7 @@ public actor DeploymentStore {
                 if pending.isEmpty { flyingWaiters.append(continuation) } else { pendingWaiters.append(continuation) }
             }
         }
-        try await onDisk { [journal] in try journal.materialize() }
+        try await onDisk { [journal] in try journal.materializeNow() }
     }
 
     /// How many record files were replaced since start-up: a record rewritten before its file was replaced
@@ -300,7 +300,8 @@ public actor DeploymentStore {
             nextBatch += 1
             let result: Result<Void, any Error>
             do {
-                try await onDisk { [journal] in try journal.commit(Self.encode(batch)) }
+                let newPaths = Set(creates.map { recordPath(app: $0.app, id: $0.id) })
+                try await onDisk { [journal] in try journal.commit(Self.encode(batch, newPaths: newPaths)) }
                 result = .success(())
             } catch {
                 result = .failure(error)
@@ -321,11 +322,12 @@ public actor DeploymentStore {
     }
 
     /// The batch as files: each path once, with its last record.
-    private static func encode(_ batch: [(path: String, deployment: Deployment)]) -> [(path: String, data: Data)] {
+    private static func encode(_ batch: [(path: String, deployment: Deployment)],
+                               newPaths: Set<String>) -> [(path: String, data: Data, isNew: Bool)] {
         var last: [String: Int] = [:]
         for (index, entry) in batch.enumerated() { last[entry.path] = index }
         return batch.enumerated().filter { last[$0.element.path] == $0.offset }.map { _, entry in
-            (entry.path, RecordJSON.encode(entry.deployment))
+            (entry.path, RecordJSON.encode(entry.deployment), newPaths.contains(entry.path))
         }
     }
 

@@ -6,7 +6,7 @@ import Foundation
 /// The history writes one record per push under a webhook flood, and the generic encoder (key conversion,
 /// containers, boxing) was a sixth of the CPU there. `RecordJSONTests` checks the output byte for byte
 /// against `JSONEncoder.pushDeploy` on generated records; a field added to `Deployment` must be added here.
-enum RecordJSON {
+package enum RecordJSON {
     static func encode(_ deployment: Deployment) -> Data {
         var writer = Writer()
         writer.object(indent: 0) { fields in
@@ -46,12 +46,12 @@ enum RecordJSON {
         return Data(writer.bytes)
     }
 
-    struct Writer {
-        var bytes: [UInt8] = []
+    package struct Writer {
+        package var bytes: [UInt8] = []
 
-        init() { bytes.reserveCapacity(1024) }
+        package init() { bytes.reserveCapacity(1024) }
 
-        mutating func object(indent: Int, _ body: (inout Fields) -> Void) {
+        package mutating func object(indent: Int, _ body: (inout Fields) -> Void) {
             var fields = Fields(writer: self, indent: indent + 2)
             bytes = []
             body(&fields)
@@ -95,7 +95,7 @@ enum RecordJSON {
     }
 
     /// The members of one object, written in the order given (which must be the sorted order).
-    struct Fields {
+    package struct Fields {
         var writer: Writer
         let indent: Int
         var count = 0
@@ -112,16 +112,27 @@ enum RecordJSON {
             writer.bytes.append(contentsOf: " : ".utf8)
         }
 
-        mutating func string(_ name: String, _ value: String?) {
+        package mutating func string(_ name: String, _ value: String?) {
             guard let value else { return }
             key(name)
             writer.string(value)
         }
 
-        mutating func int(_ name: String, _ value: Int?) {
+        package mutating func int(_ name: String, _ value: Int?) {
             guard let value else { return }
             key(name)
             writer.bytes.append(contentsOf: String(value).utf8)
+        }
+
+        package mutating func bool(_ name: String, _ value: Bool?) {
+            guard let value else { return }
+            key(name)
+            writer.bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        }
+
+        package mutating func ints(_ name: String, _ values: [Int]?) {
+            guard let values else { return }
+            array(name, values) { writer, value, _ in writer.bytes.append(contentsOf: String(value).utf8) }
         }
 
         mutating func date(_ name: String, _ value: Date?) {

@@ -138,8 +138,9 @@ public struct ProcessAppSupervisor: AppSupervisor {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             if case .gone = process.status() { return true }
-            // Not Task.sleep: it would return at once in a cancelled task; a SIGKILLed process goes within milliseconds.
-            usleep(10_000)
+            // Task.sleep would return at once in a cancelled task: sleep in a detached one, which no cancellation
+            // reaches, and keep the thread free (under `serve` the async code runs on the event loops).
+            await Task.detached { try? await Task.sleep(for: .milliseconds(10)) }.value
         }
         if case .gone = process.status() { return true }
         return false

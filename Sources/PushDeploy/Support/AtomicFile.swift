@@ -50,14 +50,20 @@ public enum AtomicFile {
                 throw error
             }
         }
-        for directory in Set(unique.map { ($0.path as NSString).deletingLastPathComponent }) {
+        for directory in Set(unique.map { parentDirectory(of: $0.path) }) {
             try syncDirectory(directory)
         }
     }
 
     /// Replaces `path` with `data` through a temporary file and a rename; with `sync` false the data is not
     /// flushed (the caller has made it durable elsewhere, such as the history's journal).
-    static func replace(_ path: String, with data: Data, sync: Bool) throws {
+    ///
+    /// `isNew`: the caller believes `path` does not exist yet; it is then written to an unnamed file that is
+    /// linked into place once whole (one directory entry made instead of a temporary's plus a rename, which
+    /// under a flood of pushes is a fifth of the history's file system time). Should the path exist after all,
+    /// it is replaced as usual.
+    static func replace(_ path: String, with data: Data, sync: Bool, isNew: Bool = false) throws {
+        if isNew, !sync, try linkNew(path, data) { return }
         let temporary = temporaryPath(for: path)
         try writeSynced(data, to: temporary, sync: sync)
         guard rename(temporary, path) == 0 else {
@@ -67,9 +73,55 @@ public enum AtomicFile {
         }
     }
 
+    #if os(Linux)
+    /// `O_TMPFILE` (with `O_DIRECTORY`, as glibc defines it), which the Glibc module does not import.
+    private static let openTemporaryFile: Int32 = 0o20000000 | O_DIRECTORY
+    /// False once the file system or the system has refused `O_TMPFILE` or the `/proc` link.
+    private static let unnamedFilesWork = Atomic<Bool>(true)
+    #endif
+
+    /// Creates `path` whole or not at all: an unnamed file in its folder, written, then linked to the name.
+    /// False when the name exists or unnamed files are not available here (the caller then renames a temporary).
+    private static func linkNew(_ path: String, _ data: Data) throws -> Bool {
+        #if os(Linux)
+        guard unnamedFilesWork.load(ordering: .relaxed) else { return false }
+        let fd = open(parentDirectory(of: path), openTemporaryFile | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL { unnamedFilesWork.store(false, ordering: .relaxed) }
+            return false
+        }
+        defer { close(fd) }
+        try writeAll(data, to: fd, path: path)
+        // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link works for anyone.
+        if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 { return true }
+        switch errno {
+        case EEXIST:
+            return false
+        case ENOENT, EPERM, EACCES, EXDEV, ENOSYS:
+            unnamedFilesWork.store(false, ordering: .relaxed)  // no /proc, or a policy against the link
+            return false
+        default:
+            throw FileError(operation: "link", path: path, errno: errno)
+        }
+        #else
+        return false
+        #endif
+    }
+
+    /// `<folder>/.<name>.<pid>.<random>.tmp`, beside the file it becomes.
     static func temporaryPath(for path: String) -> String {
-        let directory = (path as NSString).deletingLastPathComponent
-        return "\(directory)/.\((path as NSString).lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
+        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return "\(directory)/.\(name).\(processID).\(UInt32.random(in: 0 ... .max)).tmp"
+    }
+
+    private static let processID = getpid()
+
+    /// The folder a path is in (`.` for a bare name, `/` for a file at the root).
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// Writes all of `bytes` to an open file.

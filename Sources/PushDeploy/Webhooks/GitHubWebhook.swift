@@ -13,14 +13,25 @@ public enum GitHubWebhook {
     /// The signature bytes the sender claims, or nil when there is none (or it is not hex).
     static func signature(_ request: WebhookRequest) -> [UInt8]? {
         if let header = request.header("x-hub-signature-256") {
-            let trimmed = header.trimmingCharacters(in: .whitespaces)
-            guard trimmed.lowercased().hasPrefix("sha256=") else { return nil }
-            return Hex.decode(trimmed.dropFirst(7))
+            let trimmed = trimmingBlanks(header.utf8)
+            let prefix = "sha256=".utf8
+            guard trimmed.count > prefix.count,
+                  zip(trimmed.prefix(prefix.count), prefix).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+            return Hex.decode(trimmed.dropFirst(prefix.count))
         }
         if let header = request.header("x-gitea-signature") {
-            return Hex.decode(Substring(header.trimmingCharacters(in: .whitespaces)))
+            return Hex.decode(trimmingBlanks(header.utf8))
         }
         return nil
+    }
+
+    /// A header value without the spaces and tabs around it.
+    private static func trimmingBlanks(_ bytes: String.UTF8View) -> Substring.UTF8View {
+        let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        guard let first = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) }) else {
+            return Substring("").utf8
+        }
+        return bytes[first ... last]
     }
 
     /// Reads a request whose signature has been checked.
@@ -47,71 +58,50 @@ public enum GitHubWebhook {
         } else {
             json = request.body
         }
-        let push: Payload
+        let fields: [String: JSONFieldReader.Value]
         do {
-            push = try JSONDecoder().decode(Payload.self, from: Data(json))
+            fields = try payloadReader.read(json)
         } catch {
-            throw .malformed("push payload is not valid JSON of a push: \(JSONErrorText.describe(error))")
+            throw .malformed("push payload is not valid JSON of a push: \(error)")
         }
-        guard let ref = push.ref, !ref.isEmpty else { throw .malformed("push payload has no ref") }
+        func string(_ path: String) -> String? {
+            if case let .string(value) = fields[path] { return value }
+            return nil
+        }
+        guard let ref = string("ref"), !ref.isEmpty else { throw .malformed("push payload has no ref") }
         if ref.hasPrefix("refs/tags/") { return .ignored("tag \(ref.dropFirst(10)) is not a branch") }
         guard ref.hasPrefix("refs/heads/") else { return .ignored("ref \(ref) is not a branch") }
-        guard let after = push.after else { throw .malformed("push payload has no 'after' commit") }
-        if push.deleted == true || CommitID.isZero(after) {
+        guard let after = string("after") else { throw .malformed("push payload has no 'after' commit") }
+        if fields["deleted"] == .bool(true) || CommitID.isZero(after) {
             return .ignored("branch \(ref.dropFirst(11)) was deleted")
         }
         guard CommitID.isFull(after) else { throw .malformed("'after' is not a commit id") }
-        let repository = push.repository
-        let urls = [repository?.cloneUrl, repository?.sshUrl, repository?.htmlUrl, repository?.gitUrl].compactMap { $0 }
+        let urls = ["clone_url", "ssh_url", "html_url", "git_url"].compactMap { string("repository.\($0)") }
         let delivery = request.header("x-gitea-delivery") ?? request.header("x-github-delivery")
-        let pusher = push.pusher?.name ?? push.pusher?.login ?? push.sender?.login
-        let message = push.headCommit?.message ?? push.commits?.last?.message
-        return .push(PushEvent(source: source, repositoryName: repository?.fullName, repositoryURLs: urls, ref: ref,
+        let pusher = string("pusher.name") ?? string("pusher.login") ?? string("sender.login")
+        let message = string("head_commit.message") ?? string("commits[].message")
+        return .push(PushEvent(source: source, repositoryName: string("repository.full_name"), repositoryURLs: urls, ref: ref,
                                commit: after.lowercased(), deliveryId: delivery, pusher: pusher, message: message))
     }
 
-    private struct Payload: Decodable {
-        var ref: String?
-        var after: String?
-        var deleted: Bool?
-        var repository: Repository?
-        var pusher: Person?
-        var sender: Person?
-        var headCommit: Commit?
-        var commits: [Commit]?
-
-        enum CodingKeys: String, CodingKey {
-            case ref, after, deleted, repository, pusher, sender, commits
-            case headCommit = "head_commit"
-        }
-    }
-
-    private struct Repository: Decodable {
-        var fullName: String?
-        var cloneUrl: String?
-        var sshUrl: String?
-        var htmlUrl: String?
-        var gitUrl: String?
-
-        enum CodingKeys: String, CodingKey {
-            case fullName = "full_name", cloneUrl = "clone_url", sshUrl = "ssh_url", htmlUrl = "html_url", gitUrl = "git_url"
-        }
-    }
-
-    private struct Person: Decodable {
-        var name: String?
-        var login: String?
-    }
-
-    private struct Commit: Decodable {
-        var message: String?
-    }
+    /// The fields of a push payload pushdeploy reads (GitHub's and Gitea's): the rest is only checked to be JSON.
+    private static let payloadReader = JSONFieldReader([
+        "ref": .string, "after": .string, "deleted": .bool,
+        "repository.full_name": .string, "repository.clone_url": .string, "repository.ssh_url": .string,
+        "repository.html_url": .string, "repository.git_url": .string,
+        "pusher.name": .string, "pusher.login": .string, "sender.login": .string,
+        "head_commit.message": .string, "commits[].message": .string,
+    ])
 }
 
 /// Lowercase hex, both ways.
 enum Hex {
     static func decode(_ text: Substring) -> [UInt8]? {
-        let bytes = Array(text.utf8)
+        decode(text.utf8)
+    }
+
+    static func decode(_ text: Substring.UTF8View) -> [UInt8]? {
+        let bytes = Array(text)
         guard bytes.count % 2 == 0 else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count / 2)

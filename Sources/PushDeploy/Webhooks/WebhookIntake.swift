@@ -20,8 +20,51 @@ public enum WebhookDecision: Sendable, Equatable {
 /// The signature is checked before the body is parsed: nothing unauthenticated is read further than its headers.
 public struct WebhookIntake: Sendable {
     public let apps: [AppConfig]
+    /// Per sender, the apps grouped by their secret: apps often share one, and each distinct secret is checked once.
+    private let groups: [WebhookSender: [SecretGroup]]
 
-    public init(apps: [AppConfig]) { self.apps = apps }
+    private struct SecretGroup: Sendable {
+        let check: Check
+        /// Indexes into `apps`, ascending.
+        var members: [Int]
+    }
+
+    private enum Check: Sendable, Equatable {
+        case hmac(Secret)
+        case token(Secret)
+        case travis(publicKeyPEM: String)
+
+        func passes(_ request: WebhookRequest) -> Bool {
+            switch self {
+            case let .hmac(secret): GitHubWebhook.isSigned(request, with: secret)
+            case let .token(token): GitLabWebhook.isSigned(request, with: token)
+            case let .travis(pem): TravisWebhook.isSigned(request, withPublicKey: pem)
+            }
+        }
+    }
+
+    public init(apps: [AppConfig]) {
+        self.apps = apps
+        var groups: [WebhookSender: [SecretGroup]] = [:]
+        for sender in WebhookSender.allCases {
+            var senderGroups: [SecretGroup] = []
+            for (index, app) in apps.enumerated() {
+                let check: Check? = switch sender {
+                case .github: app.webhooks.github.map(Check.hmac)
+                case .gitlab: app.webhooks.gitlab.map(Check.token)
+                case .travis: app.webhooks.travisPublicKeyPEM.map { Check.travis(publicKeyPEM: $0) }
+                }
+                guard let check else { continue }
+                if let existing = senderGroups.firstIndex(where: { $0.check == check }) {
+                    senderGroups[existing].members.append(index)
+                } else {
+                    senderGroups.append(SecretGroup(check: check, members: [index]))
+                }
+            }
+            groups[sender] = senderGroups
+        }
+        self.groups = groups
+    }
 
     /// Decides what a request to `/hooks/<sender>` asks for.
     public func receive(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> WebhookDecision {
@@ -49,20 +92,10 @@ public struct WebhookIntake: Sendable {
         return .deploy(apps: deploying.map(\.name), event: event)
     }
 
-    /// The apps whose secret signed the request; throws when none did.
+    /// The apps whose secret signed the request, in the config's order; throws when none did.
     private func verify(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> [AppConfig] {
-        // Each app's check, keyed by its secret: apps often share one, and each distinct secret is checked once.
-        let checks: [(app: AppConfig, key: String, check: () -> Bool)] = apps.compactMap { app in
-            switch sender {
-            case .github:
-                app.webhooks.github.map { secret in (app, Hex.encode(secret.bytes), { GitHubWebhook.isSigned(request, with: secret) }) }
-            case .gitlab:
-                app.webhooks.gitlab.map { token in (app, Hex.encode(token.bytes), { GitLabWebhook.isSigned(request, with: token) }) }
-            case .travis:
-                app.webhooks.travisPublicKeyPEM.map { pem in (app, pem, { TravisWebhook.isSigned(request, withPublicKey: pem) }) }
-            }
-        }
-        guard !checks.isEmpty else {
+        let candidates = groups[sender] ?? []
+        guard !candidates.isEmpty else {
             throw .unauthorized("no app accepts \(sender.rawValue) webhooks (configure webhooks.\(sender.rawValue))")
         }
         switch sender {
@@ -76,13 +109,7 @@ public struct WebhookIntake: Sendable {
         case .travis:
             guard request.header("signature") != nil else { throw .unauthorized("missing Signature header") }
         }
-        var verdicts: [String: Bool] = [:]
-        let signed = checks.filter { entry in
-            if let known = verdicts[entry.key] { return known }
-            let verdict = entry.check()
-            verdicts[entry.key] = verdict
-            return verdict
-        }.map(\.app)
+        let signed = candidates.filter { $0.check.passes(request) }.flatMap(\.members).sorted().map { apps[$0] }
         guard !signed.isEmpty else {
             throw .unauthorized(sender == .gitlab ? "X-Gitlab-Token does not match" : "signature does not match")
         }
