@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -293,11 +290,8 @@ struct DemoRun: Sendable {
 
     /// GETs a URL and returns the body, trimmed; throws unless the status is 200.
     private func get(_ address: String) async throws -> String {
-        var request = URLRequest(url: URL(string: address)!)
-        request.timeoutInterval = 5
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let body = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (status, text) = try await HTTPProbe.get(url: address, timeout: .seconds(5))
+        let body = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard status == 200 else { throw CLIError("\(address) answered \(status): \(body)") }
         return body
     }

@@ -128,3 +128,33 @@ struct DeploymentStoreTests {
         #expect(try await store.list(app: "shop", limit: 3).map(\.id) == [5, 4, 3])
     }
 }
+
+@Suite("Delivery index")
+struct DeliveryIndexTests {
+    @Test func keysWhoseHashesCollideAreStillToldApart() {
+        let keys = ["shop/github/a": 1, "shop/github/b": 2, "shop/gitlab/a": 3]
+        var index = DeliveryIndex(hash: { _ in 7 })
+        for (key, id) in keys.sorted(by: { $0.value < $1.value }) {
+            index.insert(key, id: id) { id in keys.first { $0.value == id }?.key }
+        }
+        for (key, id) in keys {
+            #expect(index.first(for: key) { id in keys.first { $0.value == id }?.key } == id)
+        }
+        #expect(index.first(for: "shop/github/c") { id in keys.first { $0.value == id }?.key } == nil)
+        index.remove("shop/github/b", id: 2)
+        #expect(index.first(for: "shop/github/b") { id in keys.first { $0.value == id }?.key } == nil)
+        #expect(index.first(for: "shop/github/a") { id in keys.first { $0.value == id }?.key } == 1)
+        // The first deployment of a key stays its answer.
+        index.insert("shop/github/a", id: 9) { id in id == 1 ? "shop/github/a" : nil }
+        #expect(index.first(for: "shop/github/a") { id in id == 1 ? "shop/github/a" : nil } == 1)
+    }
+
+    @Test func withItsRealHashEachKeyFindsItsDeployment() {
+        var index = DeliveryIndex()
+        for id in 1...5000 { index.insert("shop/github/\(id)", id: id) { "shop/github/\($0)" } }
+        for id in stride(from: 1, through: 5000, by: 97) {
+            #expect(index.first(for: "shop/github/\(id)") { "shop/github/\($0)" } == id)
+        }
+        #expect(index.first(for: "shop/github/5001") { "shop/github/\($0)" } == nil)
+    }
+}

@@ -28,7 +28,10 @@ public struct ConfigLoader: Sendable {
     public func parse(_ text: String, baseDirectory: String) throws(ConfigError) -> Config {
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            // The basic resolver tags every scalar a string: the reader converts values itself, naming the key
+            // of a bad one, and Yams's default resolver compiles ICU regular expressions (3 MB of the server's
+            // resident memory) only to guess types that are checked again here.
+            guard let node = try Yams.compose(yaml: text, .basic) else {
                 throw ConfigError(problems: [ConfigProblem(path: "", message: "the file is empty")])
             }
             root = node

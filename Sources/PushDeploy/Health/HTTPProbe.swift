@@ -12,21 +12,30 @@ import Synchronization
 /// at most `timeout`. Cancelling the task shuts the socket down at once.
 public enum HTTPProbe {
     /// The most of a body that is kept; a longer answer is cut there.
-    static let bodyLimit = 1 << 20
+    public static let bodyLimit = 1 << 20
 
     private static let queue = DispatchQueue(label: "pushdeploy.http-probe", attributes: .concurrent)
 
     /// GETs `http://<host>:<port><path>` with `Connection: close`; throws ``HealthError/request(url:reason:)`` when there is no answer.
     public static func get(host: String, port: Int, path: String, timeout: Duration,
                            headers: [String: String] = [:]) async throws -> (status: Int, body: String) {
+        try await send("GET", host: host, port: port, path: path, timeout: timeout, headers: headers)
+    }
+
+    /// Sends one request (`body` with its `Content-Length`) and reads the whole answer, up to `bodyLimit` bytes of body.
+    public static func send(_ method: String, host: String, port: Int, path: String, timeout: Duration,
+                            headers: [String: String] = [:], body: [UInt8]? = nil,
+                            bodyLimit: Int = HTTPProbe.bodyLimit) async throws -> (status: Int, body: String) {
         try Task.checkCancellation()
-        let request = ProbeRequest(host: host, port: port, path: path.hasPrefix("/") ? path : "/" + path, headers: headers)
+        let request = ProbeRequest(method: method, host: host, port: port, path: path.hasPrefix("/") ? path : "/" + path,
+                                   headers: headers, body: body)
         let connection = ProbeConnection()
         let result: Result<ProbeAnswer, HealthError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 queue.async {
                     do throws(HealthError) {
-                        continuation.resume(returning: .success(try connection.get(request, deadline: .now + timeout, timeout: timeout)))
+                        let answer = try connection.get(request, deadline: .now + timeout, timeout: timeout, bodyLimit: bodyLimit)
+                        continuation.resume(returning: .success(answer))
                     } catch {
                         continuation.resume(returning: .failure(error))
                     }
@@ -51,19 +60,22 @@ public enum HTTPProbe {
 }
 
 struct ProbeRequest: Sendable {
+    var method = "GET"
     var host: String
     var port: Int
     var path: String
     var headers: [String: String]
+    var body: [UInt8]?
 
     var url: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)" }
 
     var bytes: [UInt8] {
         let name = host.contains(":") ? "[\(host)]" : host
-        var text = "GET \(path) HTTP/1.1\r\nHost: \(port == 80 ? name : "\(name):\(port)")\r\n"
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(port == 80 ? name : "\(name):\(port)")\r\n"
         text += "User-Agent: pushdeploy\r\nAccept: */*\r\nConnection: close\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { text += "\(name): \(value)\r\n" }
-        return Array((text + "\r\n").utf8)
+        if body != nil || method != "GET" { text += "Content-Length: \(body?.count ?? 0)\r\n" }
+        return Array((text + "\r\n").utf8) + (body ?? [])
     }
 }
 
@@ -89,7 +101,8 @@ private final class ProbeConnection: Sendable {
         }
     }
 
-    func get(_ request: ProbeRequest, deadline: ContinuousClock.Instant, timeout: Duration) throws(HealthError) -> ProbeAnswer {
+    func get(_ request: ProbeRequest, deadline: ContinuousClock.Instant, timeout: Duration,
+             bodyLimit: Int = HTTPProbe.bodyLimit) throws(HealthError) -> ProbeAnswer {
         func failure(_ reason: String) -> HealthError { .request(url: request.url, reason: reason) }
         let addresses = try resolve(request, failure)
         var reason = "no address for \(request.host)"
@@ -98,7 +111,7 @@ private final class ProbeConnection: Sendable {
                 let fd = try open(address, deadline: deadline, timeout: timeout, failure)
                 defer { closeSocket() }
                 try send(request.bytes, on: fd, deadline: deadline, timeout: timeout, failure)
-                return try receive(on: fd, deadline: deadline, timeout: timeout, failure)
+                return try receive(on: fd, deadline: deadline, timeout: timeout, bodyLimit: bodyLimit, failure)
             } catch let error {
                 guard case let .request(_, why) = error, why.hasPrefix("connect: ") else { throw error }
                 reason = why
@@ -168,7 +181,7 @@ private final class ProbeConnection: Sendable {
         }
     }
 
-    private func receive(on fd: Int32, deadline: ContinuousClock.Instant, timeout: Duration,
+    private func receive(on fd: Int32, deadline: ContinuousClock.Instant, timeout: Duration, bodyLimit: Int,
                          _ failure: (String) -> HealthError) throws(HealthError) -> ProbeAnswer {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
@@ -176,12 +189,12 @@ private final class ProbeConnection: Sendable {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 received += buffer[0..<count]
-                if let answer = try HTTPResponseParser.parse(received, closed: false, failure) { return answer }
+                if let answer = try HTTPResponseParser.parse(received, closed: false, limit: bodyLimit, failure) { return answer }
                 continue
             }
             if count == 0 {
                 if state.withLock({ $0.cancelled }) { throw failure("cancelled") }
-                guard let answer = try HTTPResponseParser.parse(received, closed: true, failure) else {
+                guard let answer = try HTTPResponseParser.parse(received, closed: true, limit: bodyLimit, failure) else {
                     throw failure(received.isEmpty ? "connection closed without an answer" : "connection closed in the middle of the answer")
                 }
                 return answer

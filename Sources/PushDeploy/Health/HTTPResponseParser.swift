@@ -3,7 +3,9 @@ import Foundation
 /// Reads an HTTP/1.1 answer: status line, headers, and a body framed by `Content-Length`, chunks, or the end of the connection.
 enum HTTPResponseParser {
     /// The answer, or nil while more bytes are needed; `closed` says the peer has closed the connection.
-    static func parse(_ bytes: [UInt8], closed: Bool, _ failure: (String) -> HealthError) throws(HealthError) -> ProbeAnswer? {
+    /// At most `limit` bytes of the body are kept.
+    static func parse(_ bytes: [UInt8], closed: Bool, limit: Int = HTTPProbe.bodyLimit,
+                      _ failure: (String) -> HealthError) throws(HealthError) -> ProbeAnswer? {
         var start = 0
         while true {
             guard let headerEnd = find([13, 10, 13, 10], in: bytes, from: start) else {
@@ -30,23 +32,24 @@ enum HTTPResponseParser {
             if status == 204 || status == 304 { return ProbeAnswer(status: status, body: "") }
             let body = Array(bytes[bodyStart...])
             if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
-                guard let decoded = try dechunk(body, closed: closed, failure) else { return nil }
+                guard let decoded = try dechunk(body, closed: closed, limit: limit, failure) else { return nil }
                 return ProbeAnswer(status: status, body: text(decoded))
             }
             if let lengthText = headers["content-length"] {
                 guard let length = Int(lengthText), length >= 0 else { throw failure("malformed answer: Content-Length \(lengthText)") }
-                let wanted = min(length, HTTPProbe.bodyLimit)
+                let wanted = min(length, limit)
                 if body.count >= wanted { return ProbeAnswer(status: status, body: text(body.prefix(wanted))) }
                 if closed { throw failure("connection closed after \(body.count) of \(length) body bytes") }
                 return nil
             }
-            if closed || body.count >= HTTPProbe.bodyLimit { return ProbeAnswer(status: status, body: text(body.prefix(HTTPProbe.bodyLimit))) }
+            if closed || body.count >= limit { return ProbeAnswer(status: status, body: text(body.prefix(limit))) }
             return nil
         }
     }
 
     /// Decodes a chunked body; nil while the last chunk has not arrived.
-    private static func dechunk(_ bytes: [UInt8], closed: Bool, _ failure: (String) -> HealthError) throws(HealthError) -> [UInt8]? {
+    private static func dechunk(_ bytes: [UInt8], closed: Bool, limit: Int,
+                                _ failure: (String) -> HealthError) throws(HealthError) -> [UInt8]? {
         var decoded: [UInt8] = []
         var index = 0
         while true {
@@ -59,7 +62,7 @@ enum HTTPResponseParser {
             let dataStart = lineEnd + 2
             guard bytes.count >= dataStart + size + 2 else { return nil }
             decoded += bytes[dataStart..<(dataStart + size)]
-            if decoded.count >= HTTPProbe.bodyLimit { return decoded }
+            if decoded.count >= limit { return decoded }
             index = dataStart + size + 2
         }
     }

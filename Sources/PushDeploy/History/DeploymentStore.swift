@@ -14,7 +14,8 @@ public actor DeploymentStore {
     /// The `deployments` folder under the state directory.
     public nonisolated let root: String
     private var ids: [String: [Int]] = [:]
-    private var deliveries: [String: Int] = [:]
+    /// The first deployment of each delivery id, to answer a redelivery with it.
+    private var deliveries = DeliveryIndex()
     private var cache: [String: Deployment] = [:]
     private var opened: Set<String> = []
     /// Records to write in the next batch; encoded on the disk queue, once per path.
@@ -74,7 +75,7 @@ public actor DeploymentStore {
                     unreadableRecords.append(recordPath(app: app, id: id))
                     continue
                 }
-                if let delivery = deliveryKey(deployment) { deliveries[delivery] = id }
+                if let delivery = deliveryKey(deployment) { deliveries.insert(delivery, id: id) { _ in nil } }
                 if !deployment.status.isFinished {
                     deployment.finish(.interrupted, error: "pushdeploy stopped during \(deployment.status.rawValue)", at: date)
                     try await write(deployment)
@@ -105,7 +106,9 @@ public actor DeploymentStore {
                        at date: Date = Date()) throws -> Recorded {
         guard opened.contains(app) else { throw HistoryError.notOpened(app: app) }
         var probe = Deployment(id: 0, app: app, kind: kind, trigger: trigger, strategy: strategy, createdAt: date)
-        if let key = deliveryKey(probe), let first = deliveries[key], let existing = try deployment(app: app, id: first) {
+        if let key = deliveryKey(probe),
+           let first = try deliveries.first(for: key, deliveryOf: { id in try deployment(app: app, id: id).flatMap(deliveryKey) }),
+           let existing = try deployment(app: app, id: first) {
             return Recorded(deployment: existing, isNew: false, batch: unwritten[self.key(app, first)] ?? 0)
         }
         var id = (ids[app]?.last ?? 0) + 1
@@ -114,7 +117,9 @@ public actor DeploymentStore {
         probe.id = id
         if ids[app]?.isEmpty ?? true { try AtomicFile.makeDirectory(directory(app)) }
         ids[app, default: []].append(id)
-        if let key = deliveryKey(probe) { deliveries[key] = id }
+        if let key = deliveryKey(probe) {
+            deliveries.insert(key, id: id) { [self] other in try? deployment(app: app, id: other).flatMap(deliveryKey) }
+        }
         remember(probe)
         unwritten[key(app, id)] = nextBatch
         pendingCreates.append(probe)
@@ -347,8 +352,54 @@ public actor DeploymentStore {
     private func forget(_ deployment: Deployment) {
         guard access(recordPath(app: deployment.app, id: deployment.id), F_OK) != 0 else { return }
         ids[deployment.app]?.removeAll { $0 == deployment.id }
-        if let key = deliveryKey(deployment), deliveries[key] == deployment.id { deliveries[key] = nil }
+        if let key = deliveryKey(deployment) { deliveries.remove(key, id: deployment.id) }
         cache[key(deployment.app, deployment.id)] = nil
+    }
+}
+
+/// Delivery ids to deployment ids, held by a 64-bit hash of the key rather than the key itself: a history of
+/// tens of thousands of pushes kept its keys in four times the memory. A hash that matches is confirmed against
+/// the deployment's own record; a different key with the same hash (never seen in practice) is kept by name.
+struct DeliveryIndex {
+    private var byHash: [UInt64: Int] = [:]
+    private var collided: [String: Int] = [:]
+    private let hash: (String) -> UInt64
+
+    /// `hash`: tests force collisions with a poor one.
+    init(hash: @escaping (String) -> UInt64 = DeliveryIndex.sipHash) {
+        self.hash = hash
+    }
+
+    /// The deployment recorded for `key`; `deliveryOf` gives the key of a deployment (from its record).
+    func first(for key: String, deliveryOf: (Int) throws -> String?) rethrows -> Int? {
+        if let id = collided[key] { return id }
+        guard let id = byHash[hash(key)] else { return nil }
+        return try deliveryOf(id) == key ? id : nil
+    }
+
+    /// Remembers `id` as the deployment of `key`, unless a deployment is remembered for it already.
+    mutating func insert(_ key: String, id: Int, deliveryOf: (Int) -> String?) {
+        let hash = hash(key)
+        guard let existing = byHash[hash] else {
+            byHash[hash] = id
+            return
+        }
+        if existing != id, deliveryOf(existing) != key, collided[key] == nil { collided[key] = id }
+    }
+
+    mutating func remove(_ key: String, id: Int) {
+        if collided[key] == id {
+            collided[key] = nil
+        } else if byHash[hash(key)] == id {
+            byHash[hash(key)] = nil
+        }
+    }
+
+    /// SipHash with the process's random seed: the index lives in memory only, and a sender cannot aim at it.
+    static func sipHash(_ key: String) -> UInt64 {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
     }
 }
 
