@@ -18,13 +18,6 @@ struct Serve: AsyncParsableCommand {
     var port: Int?
 
     func run() async throws {
-        #if canImport(Glibc)
-        // glibc gives each busy thread an arena of its own; a long-running server with a few event loops
-        // and dispatch threads keeps far more memory than it uses. Two arenas hold the resident size down.
-        // mallopt and M_ARENA_MAX (-8) live in <malloc.h>, which the Glibc module does not import.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let mallopt = dlsym(nil, "mallopt") { _ = unsafeBitCast(mallopt, to: Mallopt.self)(-8, 2) }
-        #endif
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "pushdeploy")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info

@@ -45,10 +45,15 @@ final class RecordJournal: @unchecked Sendable {
     /// The serial queue record files are written on.
     private let materializer = DispatchQueue(label: "pushdeploy.history.materialize")
     let materializeDelay: DispatchTimeInterval
+    /// How many records may wait for their files before a commit waits for some to be written.
+    let maximumBacklog: Int
     /// Journaled records whose files are not replaced yet, by path, with the journal file that holds them and
     /// a number that tells a newer entry from the one being written.
     private let waitingFiles = Mutex<[String: Waiting]>([:])
     private let materializeScheduled = Atomic<Bool>(false)
+    /// Signalled after each chunk of files written, for a commit waiting on the backlog.
+    private let progress = DispatchSemaphore(value: 0)
+    private let backlogWaiters = Atomic<Int>(0)
     private var nextEntry: UInt64 = 0
     /// How many record files were replaced since start-up (on `materializer`).
     private var filesWrittenCount = 0
@@ -63,11 +68,12 @@ final class RecordJournal: @unchecked Sendable {
     }
 
     init(directory: String, queue: DispatchQueue, retireAt: Int = 1 << 20,
-         materializeDelay: DispatchTimeInterval = .milliseconds(20)) {
+         materializeDelay: DispatchTimeInterval = .milliseconds(20), maximumBacklog: Int = 256) {
         self.directory = directory
         self.queue = queue
         self.retireAt = retireAt
         self.materializeDelay = materializeDelay
+        self.maximumBacklog = maximumBacklog
     }
 
     /// The newest journaled content of a record file whose file is not replaced yet.
@@ -137,13 +143,14 @@ final class RecordJournal: @unchecked Sendable {
         }
         size += buffer.count
         let journal = sequence
-        waitingFiles.withLock { waiting in
+        let backlog = waitingFiles.withLock { waiting in
             for file in files {
                 nextEntry += 1
                 // A new record rewritten before its file was made is still new.
                 let isNew = file.isNew || (waiting[file.path]?.isNew ?? false)
                 waiting[file.path] = Waiting(data: file.data, journal: journal, entry: nextEntry, isNew: isNew)
             }
+            return waiting.count
         }
         if size >= retireAt {
             // Later batches go to a new journal file; this one goes once its records are in their files.
@@ -153,11 +160,36 @@ final class RecordJournal: @unchecked Sendable {
                 try? materialize()
                 retire(journal)
             }
-        } else if materializeScheduled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-            materializer.asyncAfter(deadline: .now() + materializeDelay) { [self] in
-                materializeScheduled.store(false, ordering: .relaxed)
-                // A failure is retried with the next batch; the records stay journaled meanwhile.
-                try? materialize()
+        } else {
+            scheduleMaterialize()
+        }
+        // The files fall behind the journal (a disk slow at making files, or short of CPU): wait for them, a
+        // chunk at a time, before taking more, so that what waits in memory stays bounded. This batch is
+        // durable already; only the next one is held back.
+        // Files that cannot be written at all (a full disk) must not stop the intake: after a few seconds
+        // the batch goes on, and the records wait in the journal and in memory.
+        guard backlog > maximumBacklog else { return }
+        materializer.async { [self] in try? materialize() }  // now, not after the delay
+        let giveUp = DispatchTime.now() + .seconds(5)
+        backlogWaiters.add(1, ordering: .relaxed)
+        defer { backlogWaiters.subtract(1, ordering: .relaxed) }
+        while waitingFiles.withLock({ $0.count }) > maximumBacklog, DispatchTime.now() < giveUp {
+            _ = progress.wait(timeout: .now() + .milliseconds(50))
+        }
+    }
+
+    /// Has the waiting files written `materializeDelay` from now, unless that is planned already: a record
+    /// superseded meanwhile (under a flood, nearly every one) is written once.
+    private func scheduleMaterialize() {
+        guard materializeScheduled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        materializer.asyncAfter(deadline: .now() + materializeDelay) { [self] in
+            materializeScheduled.store(false, ordering: .relaxed)
+            do {
+                try materialize()
+                // What was journaled while these were written goes next.
+                if waitingFiles.withLock({ !$0.isEmpty }) { scheduleMaterialize() }
+            } catch {
+                // Retried with the next batch; the records stay journaled (and readable) meanwhile.
             }
         }
     }
@@ -169,24 +201,31 @@ final class RecordJournal: @unchecked Sendable {
         try materializer.sync { try materialize() }
     }
 
-    /// On `materializer`.
+    /// On `materializer`. Writes what waits, a chunk at a time: each chunk frees its memory and lets a commit
+    /// held back by the backlog go on.
     private func materialize() throws {
-        let files = waitingFiles.withLock { $0 }
-        var done: [(path: String, entry: UInt64)] = []
+        let files = Array(waitingFiles.withLock { $0 })
         var failure: (any Error)?
-        for (path, waiting) in files {
-            do {
-                try AtomicFile.replace(path, with: waiting.data, sync: false, isNew: waiting.isNew)
-                done.append((path, waiting.entry))
-                covered.insert(path)
-            } catch {
-                failure = failure ?? error
+        var start = 0
+        while start < files.count {
+            let chunk = files[start ..< min(start + 64, files.count)]
+            start = chunk.endIndex
+            var done: [(path: String, entry: UInt64)] = []
+            for (path, waiting) in chunk {
+                do {
+                    try AtomicFile.replace(path, with: waiting.data, sync: false, isNew: waiting.isNew)
+                    done.append((path, waiting.entry))
+                    covered.insert(path)
+                } catch {
+                    failure = failure ?? error
+                }
             }
-        }
-        filesWrittenCount += done.count
-        waitingFiles.withLock { waiting in
-            // A path journaled again meanwhile keeps its newer entry for the next round.
-            for (path, entry) in done where waiting[path]?.entry == entry { waiting[path] = nil }
+            filesWrittenCount += done.count
+            waitingFiles.withLock { waiting in
+                // A path journaled again meanwhile keeps its newer entry for the next round.
+                for (path, entry) in done where waiting[path]?.entry == entry { waiting[path] = nil }
+            }
+            if backlogWaiters.load(ordering: .relaxed) > 0 { progress.signal() }
         }
         if let failure { throw failure }
     }
