@@ -163,13 +163,13 @@ final class RecordJournal: @unchecked Sendable {
         } else {
             scheduleMaterialize()
         }
-        // The files fall behind the journal (a disk slow at making files, or short of CPU): wait for them, a
-        // chunk at a time, before taking more, so that what waits in memory stays bounded. This batch is
-        // durable already; only the next one is held back.
-        // Files that cannot be written at all (a full disk) must not stop the intake: after a few seconds
-        // the batch goes on, and the records wait in the journal and in memory.
+        // The files fall behind the journal (a disk slow at making files, or short of CPU): write them now and
+        // wait, a chunk at a time, before taking more, so that what waits in memory stays bounded. This batch
+        // is durable already; only the next one is held back. Files that cannot be written at all (a full
+        // disk) must not stop the intake: after 5 s the batch goes on, its records kept in the journal and in
+        // memory.
         guard backlog > maximumBacklog else { return }
-        materializer.async { [self] in try? materialize() }  // now, not after the delay
+        materializer.async { [self] in try? materialize() }
         let giveUp = DispatchTime.now() + .seconds(5)
         backlogWaiters.add(1, ordering: .relaxed)
         defer { backlogWaiters.subtract(1, ordering: .relaxed) }
