@@ -30,15 +30,18 @@ enum Main {
 /// glibc gives each busy thread an arena of its own; a long-running server with two event loops and a few
 /// dispatch threads keeps far more memory than it uses. Two arenas hold the resident size down. It must be set
 /// before the first threads start (the event loops above), or they have taken arenas of their own already.
-/// `mallopt` and `M_ARENA_MAX` (-8) live in <malloc.h>, which the Glibc module does not import.
+/// Fixed mmap and trim thresholds keep glibc from raising them after a burst of large buffers (which would keep
+/// those buffers in the heap for good). `mallopt` and its parameters live in <malloc.h>, which the Glibc module
+/// does not import.
 private func limitMallocArenas() {
     #if canImport(Glibc)
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let (trimThreshold, mmapThreshold, arenaMax): (Int32, Int32, Int32) = (-1, -3, -8)  // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX
     if let mallopt = dlsym(nil, "mallopt") {
         let set = unsafeBitCast(mallopt, to: Mallopt.self)
-        _ = set(-8, 2)
-        _ = set(-3, 128 * 1024)
-        _ = set(-1, 128 * 1024)
+        _ = set(arenaMax, 2)
+        _ = set(mmapThreshold, 128 * 1024)
+        _ = set(trimThreshold, 128 * 1024)
     }
     #endif
 }

@@ -9,15 +9,23 @@ struct RecordJournalTests {
         (first ..< first + count).map { ("\(folder)/shop/\(DeploymentStore.fileName($0)).json", Data("{\"id\" : \($0)}".utf8), true) }
     }
 
-    @Test("records waiting for their files stay bounded: a commit past the backlog waits until they are written")
-    func theBacklogIsBounded() throws {
-        let scratch = ScratchDirectory()
+    /// A journal over `<scratch>/deployments` with a `shop` folder, recovered and ready for commits.
+    private func journal(in scratch: ScratchDirectory, retireAt: Int = 1 << 20, materializeDelay: DispatchTimeInterval,
+                         maximumBacklog: Int = 256) throws -> (journal: RecordJournal, queue: DispatchQueue, folder: String) {
         let folder = scratch.path + "/deployments"
         try AtomicFile.makeDirectory(folder + "/shop")
         let queue = DispatchQueue(label: "test.journal")
-        // Files would only be written in an hour, unless the backlog forces them out.
-        let journal = RecordJournal(directory: folder, queue: queue, materializeDelay: .seconds(3600), maximumBacklog: 8)
+        let journal = RecordJournal(directory: folder, queue: queue, retireAt: retireAt, materializeDelay: materializeDelay,
+                                    maximumBacklog: maximumBacklog)
         try queue.sync { _ = try journal.recover() }
+        return (journal, queue, folder)
+    }
+
+    @Test("records waiting for their files stay bounded: a commit past the backlog waits until they are written")
+    func theBacklogIsBounded() throws {
+        let scratch = ScratchDirectory()
+        // Files would only be written in an hour, unless the backlog forces them out.
+        let (journal, queue, folder) = try journal(in: scratch, materializeDelay: .seconds(3600), maximumBacklog: 8)
         try queue.sync { try journal.commit(files(folder, count: 5)) }
         #expect(!FileManager.default.fileExists(atPath: "\(folder)/shop/000001.json"))
         #expect(journal.unmaterialized("\(folder)/shop/000001.json") == Data("{\"id\" : 1}".utf8))
@@ -37,11 +45,7 @@ struct RecordJournalTests {
     @Test("a retired journal is deleted once the files it covers are flushed; a rewritten record keeps its newest content")
     func retiredJournalsAreCheckpointed() throws {
         let scratch = ScratchDirectory()
-        let folder = scratch.path + "/deployments"
-        try AtomicFile.makeDirectory(folder + "/shop")
-        let queue = DispatchQueue(label: "test.journal")
-        let journal = RecordJournal(directory: folder, queue: queue, retireAt: 4096, materializeDelay: .milliseconds(1))
-        try queue.sync { _ = try journal.recover() }
+        let (journal, queue, folder) = try journal(in: scratch, retireAt: 4096, materializeDelay: .milliseconds(1))
         for round in 0 ..< 40 {
             var batch = files(folder, count: 10, from: round * 10 + 1)
             // Each batch also rewrites record 1, which exists by now: replaced, not linked.

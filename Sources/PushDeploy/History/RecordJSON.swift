@@ -56,15 +56,10 @@ package enum RecordJSON {
             bytes = []
             body(&fields)
             self = fields.writer
-            if fields.count == 0 {
-                bytes.append(contentsOf: "{\n\n".utf8)
-                pad(indent)
-                bytes.append(UInt8(ascii: "}"))
-            } else {
-                bytes.append(UInt8(ascii: "\n"))
-                pad(indent)
-                bytes.append(UInt8(ascii: "}"))
-            }
+            // An empty object is written as JSONEncoder writes it: braces around a blank line.
+            bytes.append(contentsOf: (fields.count == 0 ? "{\n\n" : "\n").utf8)
+            pad(indent)
+            bytes.append(UInt8(ascii: "}"))
         }
 
         mutating func pad(_ count: Int) {

@@ -110,10 +110,8 @@ public enum AtomicFile {
 
     /// `<folder>/.<name>.<pid>.<random>.tmp`, beside the file it becomes.
     static func temporaryPath(for path: String) -> String {
-        let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
-        let directory = slash.map { String(path[..<$0]) } ?? "."
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        return "\(directory)/.\(name).\(processID).\(UInt32.random(in: 0 ... .max)).tmp"
+        let name = path.utf8.lastIndex(of: UInt8(ascii: "/")).map { path[path.index(after: $0)...] } ?? path[...]
+        return "\(parentDirectory(of: path))/.\(name).\(processID).\(UInt32.random(in: 0 ... .max)).tmp"
     }
 
     private static let processID = getpid()

@@ -96,10 +96,6 @@ public enum GitHubWebhook {
 
 /// Lowercase hex, both ways.
 enum Hex {
-    static func decode(_ text: Substring) -> [UInt8]? {
-        decode(text.utf8)
-    }
-
     static func decode(_ text: Substring.UTF8View) -> [UInt8]? {
         let bytes = Array(text)
         guard bytes.count % 2 == 0 else { return nil }

@@ -180,14 +180,8 @@ public struct JSONFieldReader: Sendable {
         }
 
         private mutating func object(_ node: Node?, depth: Int, into found: inout [String: Value]) throws(Failure) {
-            guard depth <= JSONFieldReader.maximumDepth else { throw failure("document nested too deeply") }
-            offset += 1
-            skipWhitespace()
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-                offset += 1
-                return
-            }
-            while true {
+            guard try opensNonEmpty(depth: depth, closer: UInt8(ascii: "}")) else { return }
+            repeat {
                 guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw failure("expected a key") }
                 let child: Node?
                 if let node, !node.keys.isEmpty {
@@ -201,41 +195,40 @@ public struct JSONFieldReader: Sendable {
                 offset += 1
                 skipWhitespace()
                 try value(child, depth: depth, into: &found)
-                skipWhitespace()
-                guard offset < bytes.count else { throw failure("unexpected end of the document") }
-                if bytes[offset] == UInt8(ascii: ",") {
-                    offset += 1
-                    skipWhitespace()
-                } else if bytes[offset] == UInt8(ascii: "}") {
-                    offset += 1
-                    return
-                } else {
-                    throw failure("expected ',' or '}'")
-                }
-            }
+            } while try continues(closer: UInt8(ascii: "}"))
         }
 
         private mutating func array(_ elements: Node?, depth: Int, into found: inout [String: Value]) throws(Failure) {
+            guard try opensNonEmpty(depth: depth, closer: UInt8(ascii: "]")) else { return }
+            repeat {
+                try value(elements, depth: depth, into: &found)
+            } while try continues(closer: UInt8(ascii: "]"))
+        }
+
+        /// Steps into an object or array at its opening bracket: false when it is empty (and stepped over).
+        private mutating func opensNonEmpty(depth: Int, closer: UInt8) throws(Failure) -> Bool {
             guard depth <= JSONFieldReader.maximumDepth else { throw failure("document nested too deeply") }
             offset += 1
             skipWhitespace()
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
+            guard offset < bytes.count, bytes[offset] == closer else { return true }
+            offset += 1
+            return false
+        }
+
+        /// After a member or element: true when a ',' announces another, false when `closer` ends the container.
+        private mutating func continues(closer: UInt8) throws(Failure) -> Bool {
+            skipWhitespace()
+            guard offset < bytes.count else { throw failure("unexpected end of the document") }
+            switch bytes[offset] {
+            case UInt8(ascii: ","):
                 offset += 1
-                return
-            }
-            while true {
-                try value(elements, depth: depth, into: &found)
                 skipWhitespace()
-                guard offset < bytes.count else { throw failure("unexpected end of the document") }
-                if bytes[offset] == UInt8(ascii: ",") {
-                    offset += 1
-                    skipWhitespace()
-                } else if bytes[offset] == UInt8(ascii: "]") {
-                    offset += 1
-                    return
-                } else {
-                    throw failure("expected ',' or ']'")
-                }
+                return true
+            case closer:
+                offset += 1
+                return false
+            default:
+                throw failure("expected ',' or '\(Character(Unicode.Scalar(closer)))'")
             }
         }
 
