@@ -25,7 +25,7 @@ struct AppRoutes: Sendable {
             router.get("\(prefix)/deployments") { request, context in
                 await guarded(request, context) { app in
                     let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 50
-                    return JSONResponse.make(.ok, try await service.store.list(app: app, limit: min(max(limit, 1), 1000)))
+                    return JSONResponse.make(.ok, try await service.history.list(app: app, limit: min(max(limit, 1), 200)))
                 }
             }
             router.get("\(prefix)/deployments/:id") { request, context in
@@ -37,7 +37,7 @@ struct AppRoutes: Sendable {
                 await guarded(request, context) { app in
                     let deployment = try await deployment(app, context)
                     let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
-                    return LogStreaming.response(store: service.store, deployment: deployment, follow: follow)
+                    return await LogStreaming.response(history: service.history, deployment: deployment, follow: follow)
                 }
             }
         }
@@ -72,7 +72,7 @@ struct AppRoutes: Sendable {
         guard let text = context.parameters.get("id"), let id = Int(text), id > 0 else {
             throw RequestError(.badRequest, "a deployment id is a positive number")
         }
-        guard let deployment = try await service.store.deployment(app: app, id: id) else {
+        guard let deployment = try await service.history.deployment(app: app, id: id) else {
             throw HistoryError.notFound(app: app, id: id)
         }
         return deployment

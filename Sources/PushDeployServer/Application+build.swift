@@ -8,23 +8,19 @@ public typealias PushDeployContext = BasicRequestContext
 /// Builds the HTTP application around a ``DeployService`` that has been opened; `serve` and the tests call the same function.
 public func buildApplication(service: DeployService, logger: Logger = Logger(label: "pushdeploy"),
                              port: Int? = nil) -> some ApplicationProtocol {
-    let activity = MemoryTrimmer.Activity()
-    let router = buildRouter(service: service, logger: logger, activity: activity)
+    let router = buildRouter(service: service, logger: logger)
     let address = service.config.listen
     return Application(
         router: router,
         configuration: .init(address: .hostname(address.host, port: port ?? address.port), serverName: "pushdeploy"),
-        services: [DeployServiceLifecycle(service: service, logger: logger), MemoryTrimmer(activity: activity)],
+        services: [DeployServiceLifecycle(service: service, logger: logger)],
         logger: logger
     )
 }
 
 /// Builds the router with every route of the HTTP API.
-public func buildRouter(service: DeployService, logger: Logger = Logger(label: "pushdeploy"),
-                        activity: MemoryTrimmer.Activity? = nil) -> Router<PushDeployContext> {
+public func buildRouter(service: DeployService, logger: Logger = Logger(label: "pushdeploy")) -> Router<PushDeployContext> {
     let router = Router(context: PushDeployContext.self)
-    // Before the routes: a route takes the middleware there is when it is added.
-    if let activity { router.middlewares.add(ActivityMiddleware(activity: activity)) }
     let limit = service.config.bodyLimit
     HookRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)
     AppRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)

@@ -14,20 +14,9 @@ enum JSONResponse {
                         body: ResponseBody(byteBuffer: buffer))
     }
 
-    /// The answer to an accepted deploy or rollback, written directly (it answers every push of a flood);
-    /// byte for byte what `make` writes for the same body.
+    /// The answer to an accepted deploy or rollback.
     static func accepted(_ status: HTTPResponse.Status, _ body: AcceptedBody) -> Response {
-        var writer = RecordJSON.Writer()
-        writer.object(indent: 0) { fields in
-            fields.string("app", body.app)
-            fields.int("deployment", body.deployment)
-            fields.ints("deployments", body.deployments)
-            fields.bool("duplicate", body.duplicate)
-            fields.string("status_url", body.statusUrl)
-        }
-        writer.bytes.append(UInt8(ascii: "\n"))
-        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: writer.bytes)))
+        make(status, body)
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String, extra: [String: [String]] = [:]) -> Response {

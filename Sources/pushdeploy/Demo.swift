@@ -162,9 +162,7 @@ struct DemoRun: Sendable {
         } catch {
             throw CLIError("the demo's own config is invalid: \(error.description)")
         }
-        let history = DeploymentStore(stateDirectory: config.stateDirectory)
-        let parts = RolloutParts.standard(config: config, releases: FileReleaseStore(stateDirectory: config.stateDirectory))
-        let service = DeployService(config: config, store: history, runner: Deployer.standard(config: config, history: history, parts: parts))
+        let service = DeployService.standard(config: config)
         try await service.open()
         let application = buildApplication(service: service, logger: logger)
         let progress = DemoProgress()
@@ -176,7 +174,7 @@ struct DemoRun: Sendable {
                 return .server(nil)
             }
             group.addTask {
-                do { try await drive(service: service, parts: parts, progress: progress) } catch { return .driver(error) }
+                do { try await drive(service: service, progress: progress) } catch { return .driver(error) }
                 return .driver(nil)
             }
             let first = await group.next()!
@@ -218,7 +216,7 @@ struct DemoRun: Sendable {
     }
 
     /// Starts nginx, runs the first deployment, checks it through nginx, then waits (or returns, non-interactive).
-    private func drive(service: DeployService, parts: RolloutParts, progress: DemoProgress) async throws {
+    private func drive(service: DeployService, progress: DemoProgress) async throws {
         try await waitForServer()
         await progress.markServerUp()
         say("==> pushdeploy listening on http://127.0.0.1:\(setup.serverPort)")
@@ -228,14 +226,14 @@ struct DemoRun: Sendable {
         let trigger = Trigger(source: .manual, ref: "refs/heads/main", pusher: "pushdeploy demo", message: "first deployment")
         let (queued, _) = try await service.deploy(app: "demo", trigger: trigger)
         say("==> deployment \(queued.id): fetch with libgit2, build with Gradle (the first build takes a while), blue-green rollout")
-        let deployment = try await follow(queued, store: service.store)
+        let deployment = try await follow(queued, history: service.history)
         // Only a shutdown (Ctrl-C, SIGTERM) interrupts a deployment: that is an interruption of the demo, not a failure.
         if deployment.status == .interrupted { throw CancellationError() }
         guard deployment.status == .succeeded, let version = deployment.version else {
             throw CLIError("the first deployment \(deployment.status.rawValue): \(deployment.error ?? "no reason recorded");"
-                           + " its log is \(service.store.logPath(app: "demo", id: deployment.id))")
+                           + " its log is \(FileDeploymentHistory(stateDirectory: service.config.stateDirectory).logPath(app: "demo", id: deployment.id))")
         }
-        let live = try await parts.state.state(app: "demo").live.first
+        let live = try await service.rollbackTargets?.state?.state(app: "demo").live.first
         let seconds = deployment.finishedAt.map { String(format: " in %.1f s", $0.timeIntervalSince(deployment.createdAt)) } ?? ""
         say("==> deployment \(deployment.id) succeeded\(seconds): \(version) is live"
             + (live.map { " on \($0.slot) (port \($0.port))" } ?? ""))
@@ -255,25 +253,27 @@ struct DemoRun: Sendable {
     }
 
     /// Prints the deployment's log as it grows, indented, until the deployment ends; returns its final record.
-    private func follow(_ deployment: Deployment, store: DeploymentStore) async throws -> Deployment {
-        let logPath = store.logPath(app: deployment.app, id: deployment.id)
-        var printed = 0
-        func printNewLines(all: Bool) {
-            guard let data = FileManager.default.contents(atPath: logPath), data.count > printed else { return }
-            var chunk = data.suffix(from: data.startIndex + printed)
-            if !all, let lastNewline = chunk.lastIndex(of: UInt8(ascii: "\n")) {
-                chunk = chunk[chunk.startIndex...lastNewline]
-            } else if !all {
-                return
+    private func follow(_ deployment: Deployment, history: any DeploymentHistory) async throws -> Deployment {
+        var offset = 0
+        var pending = Data()
+        func printNewLines(all: Bool) async {
+            let chunk = await history.readLog(app: deployment.app, id: deployment.id, from: offset)
+            offset = chunk.nextOffset
+            pending += chunk.data
+            var complete = pending
+            if !all {
+                guard let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) else { return }
+                complete = pending[pending.startIndex...lastNewline]
             }
-            printed += chunk.count
-            let text = String(decoding: chunk, as: UTF8.self)
+            pending = pending.suffix(from: complete.endIndex)
+            guard !complete.isEmpty else { return }
+            let text = String(decoding: complete, as: UTF8.self)
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0)
             say(lines.map { "    " + $0 }.joined(separator: "\n"))
         }
         while true {
-            let record = try await store.deployment(app: deployment.app, id: deployment.id) ?? deployment
-            printNewLines(all: record.status.isFinished)
+            let record = try await history.deployment(app: deployment.app, id: deployment.id) ?? deployment
+            await printNewLines(all: record.status.isFinished)
             if record.status.isFinished { return record }
             try await Task.sleep(for: .milliseconds(300))
         }

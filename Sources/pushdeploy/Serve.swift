@@ -3,9 +3,6 @@ import Foundation
 import Logging
 import PushDeploy
 import PushDeployServer
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `pushdeploy serve`: the webhook and API server.
 struct Serve: AsyncParsableCommand {
@@ -29,30 +26,14 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode.failure
         }
         try await runReporting {
-            let history = DeploymentStore(stateDirectory: loaded.stateDirectory)
-            let parts = RolloutParts.standard(config: loaded, releases: FileReleaseStore(stateDirectory: loaded.stateDirectory))
-            let service = DeployService(config: loaded, store: history, runner: Deployer.standard(config: loaded, history: history, parts: parts))
+            let service = DeployService.standard(config: loaded)
             for deployment in try await service.open() {
                 logger.warning("deployment \(deployment.app)/\(deployment.id) was interrupted by a restart (\(deployment.error ?? ""))")
             }
-            // Before the first request: re-adopt what still runs, stop what a killed deployment half-started.
-            let reconciler = InstanceReconciler(parts: parts)
-            for app in loaded.apps {
-                do {
-                    for note in try await reconciler.reconcile(app) { logger.notice("\(app.name): \(note)") }
-                    if let supervisor = parts.supervisor as? RunnerAppSupervisor {
-                        let known = try await parts.state.state(app: app.name).entries.map(\.instance)
-                        for note in await supervisor.stopStrays(app: app, known: known, log: MemoryDeploymentLog()) {
-                            logger.notice("\(app.name): \(note)")
-                        }
-                    }
-                } catch {
-                    logger.error("\(app.name): could not reconcile the running instances with nginx: \(error)")
-                }
-            }
-            for path in await service.store.unreadableRecords {
+            for path in await service.history.unreadableRecords() {
                 logger.error("deployment record \(path) cannot be read; it is left as it is and its id stays taken")
             }
+            for (app, note) in await service.reconcileInstances() { logger.notice("\(app): \(note)") }
             logger.info("pushdeploy serving \(loaded.apps.count) app(s) on \(loaded.listen.host):\(port ?? loaded.listen.port), state in \(loaded.stateDirectory)")
             try await buildApplication(service: service, logger: logger, port: port).runService()
         }

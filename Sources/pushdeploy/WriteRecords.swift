@@ -15,7 +15,7 @@ struct WriteRecords: ParsableCommand {
             round += 1
             deployment.error = round % 2 == 0 ? String(repeating: "long version ", count: 20_000) : "short version"
             deployment.version = "round-\(round)"
-            try DeploymentStore.writeRecord(deployment, to: path)
+            try AtomicFile.write(JSONEncoder.pushDeploy.encode(deployment), to: path)
         }
     }
 }

@@ -21,7 +21,7 @@ struct AppRouteTests {
             let (status, json) = try await client.post("/apps/shop/deploy", [], authorized())
             #expect(status == .accepted)
             #expect(json["deployment"] as? Int == 1)
-            #expect(try await fixture.service.store.deployment(app: "shop", id: 1)?.trigger.source == .manual)
+            #expect(try await fixture.service.history.deployment(app: "shop", id: 1)?.trigger.source == .manual)
         }
     }
 
@@ -31,7 +31,7 @@ struct AppRouteTests {
             let body = Array("{\"commit\": \"ABC1234\", \"ref\": \"release/2.0\"}".utf8)
             let (status, json) = try await client.post("/deploy", body, authorized())
             #expect(status == .accepted)
-            let record = try #require(try await fixture.service.store.deployment(app: "shop", id: json["deployment"] as! Int))
+            let record = try #require(try await fixture.service.history.deployment(app: "shop", id: json["deployment"] as! Int))
             #expect(record.trigger.commit == "abc1234")
             #expect(record.trigger.ref == "refs/heads/release/2.0")
         }
@@ -108,10 +108,10 @@ struct AppRouteTests {
             let (status, json) = try await client.post("/apps/shop/rollback", Array("{\"to\": \"1.0.0-2026\"}".utf8), authorized())
             #expect(status == .accepted)
             let id = try #require(json["deployment"] as? Int)
-            let record = try #require(try await fixture.service.store.deployment(app: "shop", id: id))
+            let record = try #require(try await fixture.service.history.deployment(app: "shop", id: id))
             #expect(record.kind == .rollback)
             #expect(record.rollbackTo == "1.0.0-2026")
-            #expect(try await fixture.service.store.deployment(app: "shop", id: 1)?.status == .cancelled)
+            #expect(try await fixture.service.history.deployment(app: "shop", id: 1)?.status == .cancelled)
         }
     }
 
@@ -121,6 +121,51 @@ struct AppRouteTests {
             let (status, body) = try await client.get("/healthz", token: nil)
             #expect(status == .ok)
             #expect(String(decoding: body, as: UTF8.self).contains("ok"))
+        }
+    }
+}
+
+@Suite("Answers and records agree")
+struct RecordOnDiskTests {
+    private let headers = ["Authorization": "Bearer \(RouterFixture.apiToken)", "Content-Type": "application/json"]
+
+    /// The record file as it is on disk, decoded the way the API's answers are.
+    private func onDisk(_ fixture: RouterFixture, _ id: Int) throws -> Any {
+        let path = "\(fixture.directory)/deployments/shop/\(String(format: "%06d", id)).json"
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    @Test("right after a 202, the record file exists and equals what the API answers for it")
+    func theRecordIsOnDiskWhenTheAnswerIsSent() async throws {
+        let fixture = try await RouterFixture()
+        try await fixture.test { client in
+            var ids: [Int] = []
+            let (deployStatus, deployed) = try await client.post("/apps/shop/deploy", [], headers)
+            #expect(deployStatus == .accepted)
+            ids.append(try #require(deployed["deployment"] as? Int))
+            #expect(FileManager.default.fileExists(atPath: "\(fixture.directory)/deployments/shop/\(String(format: "%06d", ids[0])).json"))
+            let body = Payloads.githubPush()
+            let (hookStatus, hooked) = try await client.post("/hooks/github", body, [
+                "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-on-disk", "Content-Type": "application/json",
+                "X-Hub-Signature-256": RouterFixture.sign(body),
+            ])
+            #expect(hookStatus == .accepted)
+            ids.append(try #require(hooked["deployment"] as? Int))
+            let (rollbackStatus, rolled) = try await client.post("/apps/shop/rollback", [], headers)
+            #expect(rollbackStatus == .accepted)
+            ids.append(try #require(rolled["deployment"] as? Int))
+            for id in ids {
+                // The runner may move a deployment to its next phase between the two reads; a real disagreement persists.
+                var same = false
+                for _ in 0..<5 where !same {
+                    let (status, answer) = try await client.get("/apps/shop/deployments/\(id)")
+                    #expect(status == .ok)
+                    let answered = try JSONSerialization.jsonObject(with: answer) as! [String: Any]
+                    same = NSDictionary(dictionary: answered) == NSDictionary(dictionary: try onDisk(fixture, id) as! [String: Any])
+                    if !same { try await Task.sleep(for: .milliseconds(100)) }
+                }
+                #expect(same, "deployment \(id): the answer and the file differ")
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ struct WebhookRouteTests {
             #expect(status == .accepted)
             #expect(json["deployment"] as? Int == 1)
             #expect(json["status_url"] as? String == "/apps/shop/deployments/1")
-            let record = try #require(try await fixture.service.store.deployment(app: "shop", id: 1))
+            let record = try #require(try await fixture.service.history.deployment(app: "shop", id: 1))
             #expect(record.trigger.source == .github)
             #expect(record.trigger.commit == Payloads.commit)
             #expect(record.trigger.deliveryId == "d-1")
@@ -63,7 +63,7 @@ struct WebhookRouteTests {
             let (status, json) = try await client.post("/hooks/github", body, headers)
             #expect(status == .unauthorized, "\(label)")
             #expect(json["error"] is String)
-            #expect(try await fixture.service.store.list(app: "shop").isEmpty)
+            #expect(try await fixture.service.history.list(app: "shop").isEmpty)
         }
     }
 
@@ -91,7 +91,7 @@ struct WebhookRouteTests {
             let (status, json) = try await client.post("/hooks/github", body, githubHeaders(body, event: event))
             #expect(status == .ok)
             #expect(json["ignored"] as? String == reason)
-            #expect(try await fixture.service.store.list(app: "shop").isEmpty)
+            #expect(try await fixture.service.history.list(app: "shop").isEmpty)
         }
     }
 
@@ -168,7 +168,7 @@ struct WebhookRouteTests {
             let body = Payloads.githubPush(message: String(repeating: "m", count: 10_000))
             let (status, _) = try await client.post("/hooks/github", body, githubHeaders(body))
             #expect(status == .accepted)
-            let record = try #require(try await fixture.service.store.deployment(app: "shop", id: 1))
+            let record = try #require(try await fixture.service.history.deployment(app: "shop", id: 1))
             #expect(record.trigger.message?.count == 500)
         }
     }

@@ -4,18 +4,16 @@ import Testing
 
 @Suite("Atomic files")
 struct AtomicFileTests {
-    @Test func aNewFileIsLinkedIntoPlaceWhole() throws {
+    @Test func aFileIsReplacedWholeWithTheModeAskedFor() throws {
         let scratch = ScratchDirectory()
         let path = scratch.path + "/000001.json"
-        try AtomicFile.replace(path, with: Data("first".utf8), sync: false, isNew: true)
+        try AtomicFile.write(Data("first".utf8), to: path)
         #expect(FileManager.default.contents(atPath: path) == Data("first".utf8))
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
-        #expect(mode == 0o644 & ~Self.umask)
-        // Told it is new when it is not: it is replaced all the same, never left half written.
-        try AtomicFile.replace(path, with: Data("second".utf8), sync: false, isNew: true)
+        #expect(mode == 0o640 & ~Self.umask)
+        try AtomicFile.write(Data("second".utf8), to: path, mode: 0o600)
         #expect(FileManager.default.contents(atPath: path) == Data("second".utf8))
-        try AtomicFile.replace(path, with: Data("third".utf8), sync: false)
-        #expect(FileManager.default.contents(atPath: path) == Data("third".utf8))
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
         // No temporary file is left beside it.
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["000001.json"])
     }

@@ -6,8 +6,8 @@ import Testing
 @Suite("Retention and rollback targets")
 struct RetentionTests {
     /// A history of deployments with these outcomes (version nil for one that built nothing), over a file store.
-    private func history(_ outcomes: [(String?, DeploymentStatus)], in scratch: ScratchDirectory) async throws -> DeploymentStore {
-        let store = DeploymentStore(stateDirectory: scratch.path)
+    private func history(_ outcomes: [(String?, DeploymentStatus)], in scratch: ScratchDirectory) async throws -> FileDeploymentHistory {
+        let store = FileDeploymentHistory(stateDirectory: scratch.path)
         _ = try await store.open(apps: ["shop"])
         for (index, (version, status)) in outcomes.enumerated() {
             let (deployment, _) = try await store.create(app: "shop", kind: .deploy, trigger: Trigger(source: .manual, deliveryId: "d\(index)"),
@@ -30,7 +30,7 @@ struct RetentionTests {
         let scratch = ScratchDirectory()
         let store = try await history([("1.0", .succeeded), ("2.0", .succeeded), ("3.0", .failed), ("4.0", .succeeded), ("5.0", .rolledBack)], in: scratch)
         let releases = MemoryReleaseStore((1...5).map { release("\($0).0", minutesAgo: Double(10 - $0)) })
-        let targets = HistoryRollbackTargets(store: store, releases: releases)
+        let targets = HistoryRollbackTargets(history: store, releases: releases)
         #expect(await targets.protectedVersions(app: "shop") == ["4.0", "2.0"])
 
         // A warm slot still running 1.0 (rolled back to long ago) keeps its jar too, once state.json is consulted.
@@ -39,7 +39,7 @@ struct RetentionTests {
             $0.set(Instance(port: 8081, slot: "blue", version: "4.0", commit: "a"), role: .live)
             $0.set(Instance(port: 8082, slot: "green", version: "1.0", commit: "a"), role: .warm)
         }
-        let withState = HistoryRollbackTargets(store: store, releases: releases, state: state)
+        let withState = HistoryRollbackTargets(history: store, releases: releases, state: state)
         let protected = await withState.protectedVersions(app: "shop")
         #expect(protected == ["4.0", "2.0", "1.0"])
 
@@ -54,7 +54,7 @@ struct RetentionTests {
         let scratch = ScratchDirectory()
         let store = try await history([("1.0", .succeeded), ("2.0", .succeeded), ("3.0", .failed)], in: scratch)
         let releases = MemoryReleaseStore(["1.0", "2.0", "3.0"].enumerated().map { release($1, minutesAgo: Double(10 - $0)) })
-        let targets = HistoryRollbackTargets(store: store, releases: releases)
+        let targets = HistoryRollbackTargets(history: store, releases: releases)
         let app = testApp()
         #expect(try await targets.target(app: app, requested: nil, rollback: 99).version == "1.0")
         #expect(try await targets.target(app: app, requested: "1", rollback: 99).version == "1.0")
@@ -70,7 +70,7 @@ struct RetentionTests {
         // What nginx serves wins over the history: after a deployment cut off past its switch, 3.0 is live.
         let state = AppStateStore(stateDirectory: scratch.path)
         try await state.update(app: "shop") { $0.set(Instance(port: 8081, slot: "blue", version: "3.0", commit: "a"), role: .live) }
-        let withState = HistoryRollbackTargets(store: store, releases: releases, state: state)
+        let withState = HistoryRollbackTargets(history: store, releases: releases, state: state)
         #expect(try await withState.target(app: app, requested: nil, rollback: 99).version == "2.0")
         #expect(await withState.candidates(app: "shop").map(\.version) == ["2.0"])
     }

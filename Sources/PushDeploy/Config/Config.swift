@@ -58,6 +58,10 @@ public struct AppConfig: Sendable {
     public var nginx: NginxConfig?
     public var keepReleases: Int
     public var hooks: LifecycleHooks
+    /// Deployments kept in the history (`keep_history`); the live release's and the rollback target's stay.
+    public var keepHistory: Int = AppHistorySettings.defaultKeepHistory
+    /// The most a deployment log grows to (`deploy_log_max_size`); past it the start is cut, the tail kept.
+    public var logMaxBytes: Int = AppHistorySettings.defaultLogMaxBytes
 
     /// Every port the app's instances may use.
     public var ports: [Int] {

@@ -95,7 +95,7 @@ private struct Parser {
     private func app(_ name: String, _ node: Node, _ path: String) -> AppConfig? {
         let map = reader.mapping(node, path, allowed: [
             "repository", "webhooks", "build", "run", "strategy", "slots", "instances", "health", "watch",
-            "keep_previous_warm", "nginx", "keep_releases", "hooks",
+            "keep_previous_warm", "nginx", "keep_releases", "hooks", "keep_history", "deploy_log_max_size",
         ])
         guard let map else { return nil }
         if map["repository"] == nil { reader.problem("\(path).repository", node, "missing (required)") }
@@ -112,11 +112,14 @@ private struct Parser {
         }
         let keepReleases = reader.int(map, "keep_releases", path, range: 1...1000) ?? 5
         let hooks = map["hooks"].map { self.hooks($0, "\(path).hooks") } ?? LifecycleHooks()
+        let keepHistory = reader.int(map, "keep_history", path, range: 10...1_000_000) ?? AppHistorySettings.defaultKeepHistory
+        let logMaxBytes = reader.size(map, "deploy_log_max_size", path, range: 64 << 10 ... 1 << 30) ?? AppHistorySettings.defaultLogMaxBytes
         guard let repository, let strategy else { return nil }
         return AppConfig(name: name, repository: repository, webhooks: webhooks, build: build, run: run,
                          strategy: strategy, health: health, watch: watch,
                          keepPreviousWarm: reader.bool(map, "keep_previous_warm", path) ?? true,
-                         nginx: nginx, keepReleases: keepReleases, hooks: hooks)
+                         nginx: nginx, keepReleases: keepReleases, hooks: hooks,
+                         keepHistory: keepHistory, logMaxBytes: logMaxBytes)
     }
 
     private func repository(_ node: Node, _ path: String) -> RepositoryConfig? {

@@ -77,6 +77,32 @@ final class YAMLReader {
         return value
     }
 
+    /// A size in bytes: `512`, `64KiB`, `10MiB`, `1GiB` (also `KB`, `MB`, `GB`, `K`, `M`, `G`, all powers of 1024).
+    func size(_ map: [String: Node]?, _ key: String, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let node = map?[key] else { return nil }
+        guard let text = node.scalar?.string, let value = Self.parseSize(text) else {
+            problem(join(path, key), node, "bad size '\(describe(node))' (write it like 512KiB, 10MiB or 1GiB)")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(join(path, key), node, "\(value) bytes is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    static func parseSize(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard let number = Int(digits) else { return nil }
+        let units: [String: Int] = ["": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+                                    "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30]
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        guard let factor = units[unit] else { return nil }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : bytes
+    }
+
     func bool(_ map: [String: Node]?, _ key: String, _ path: String) -> Bool? {
         guard let node = map?[key] else { return nil }
         switch node.scalar?.string.lowercased() {

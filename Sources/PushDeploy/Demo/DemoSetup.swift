@@ -248,9 +248,7 @@ extension DemoSetup {
                 }
             }
             // An instance started by a deployment that was stopped before it wrote the instance down.
-            if let runner = supervisor as? RunnerAppSupervisor {
-                for note in await runner.stopStrays(app: app, known: [], log: log) { log.line(note) }
-            }
+            for note in await supervisor.stopStrays(app: app, known: [], log: log) { log.line(note) }
         }
     }
 

@@ -10,7 +10,7 @@ public protocol DeploymentRunner: Sendable {
 /// deployment that has not switched traffic yet; past that point nothing cancels it.
 public actor DeployQueue {
     public nonisolated let app: AppConfig
-    private let store: DeploymentStore
+    private let history: any DeploymentHistory
     private let runner: any DeploymentRunner
     private var running: Running?
     private var waiting: Deployment?
@@ -26,9 +26,9 @@ public actor DeployQueue {
         var task: Task<Void, Never>?
     }
 
-    public init(app: AppConfig, store: DeploymentStore, runner: any DeploymentRunner) {
+    public init(app: AppConfig, history: any DeploymentHistory, runner: any DeploymentRunner) {
         self.app = app
-        self.store = store
+        self.history = history
         self.runner = runner
     }
 
@@ -36,40 +36,27 @@ public actor DeployQueue {
     /// Returns once the record is on disk.
     public func submit(_ trigger: Trigger) async throws -> (deployment: Deployment, isNew: Bool) {
         guard !isShutDown else { throw QueueError.shuttingDown }
-        let recorded = try await store.record(app: app.name, kind: .deploy, trigger: trigger, strategy: app.strategy.name)
-        let deployment = recorded.deployment
-        guard recorded.isNew else {
-            try await store.written(recorded)
-            return (deployment, false)
-        }
-        // Queued before its record is on disk: a push that follows in the same write batch supersedes it
-        // within that batch (one file write per push under a flood, not two). The answer still waits for the disk.
-        if isShutDown {
-            await store.updateSoon(app: app.name, id: deployment.id) {
+        let (deployment, isNew) = try await history.create(app: app.name, kind: .deploy, trigger: trigger, strategy: app.strategy.name)
+        guard isNew else { return (deployment, false) }
+        guard !isShutDown else {
+            let cancelled = try await history.update(app: app.name, id: deployment.id) {
                 $0.finish(.cancelled, error: "pushdeploy was stopped before it started")
             }
-        } else {
-            await enqueue(deployment, recorded: recorded)
+            return (cancelled, true)
         }
-        do {
-            try await store.written(recorded)
-        } catch {
-            // Not recorded, so not queued: the sender gets an error and may deliver it again.
-            if waiting?.id == deployment.id { waiting = nil }
-            throw error
-        }
-        return (deployment, true)
+        try await enqueue(deployment)
+        return (try await history.deployment(app: app.name, id: deployment.id) ?? deployment, true)
     }
 
-    private func enqueue(_ deployment: Deployment, recorded: Recorded) async {
+    private func enqueue(_ deployment: Deployment) async throws {
         if running == nil, pendingRollback == nil {
-            start(deployment, recorded: recorded)
+            start(deployment)
             return
         }
         let newest = [waiting?.id, running.flatMap { $0.kind == .deploy ? $0.id : nil }].compactMap { $0 }.max()
         if let newest, newest > deployment.id {
             // Recorded before a push that reached the queue first: the newer push stays, this one is superseded.
-            await store.updateSoon(app: app.name, id: deployment.id) {
+            try await history.update(app: app.name, id: deployment.id) {
                 $0.supersededBy = newest
                 $0.finish(.superseded, error: "superseded by deployment \(newest) before it started")
             }
@@ -83,21 +70,20 @@ public actor DeployQueue {
             current.task?.cancel()
         }
         if let replaced {
-            // Lands in the same batch as the new record, or the next one.
-            await store.updateSoon(app: app.name, id: replaced.id) {
+            // No log file for it: the record says why.
+            try await history.update(app: app.name, id: replaced.id) {
                 $0.supersededBy = deployment.id
                 $0.finish(.superseded, error: "superseded by deployment \(deployment.id) before it started")
             }
-            // No log file for it: one more file per push under a flood, and the record already says why.
         }
     }
 
     /// Records a rollback and puts it at the front; it cancels a running deployment that has not switched traffic.
     public func rollback(to target: String?, trigger: Trigger) async throws -> Deployment {
         guard !isShutDown else { throw QueueError.shuttingDown }
-        var (deployment, _) = try await store.create(app: app.name, kind: .rollback, trigger: trigger, strategy: app.strategy.name)
+        var (deployment, _) = try await history.create(app: app.name, kind: .rollback, trigger: trigger, strategy: app.strategy.name)
         if let target {
-            deployment = try await store.update(app: app.name, id: deployment.id) { $0.rollbackTo = target }
+            deployment = try await history.update(app: app.name, id: deployment.id) { $0.rollbackTo = target }
         }
         if running == nil {
             start(deployment)
@@ -110,9 +96,10 @@ public actor DeployQueue {
             current.task?.cancel()
         }
         if let replaced {
-            try await store.update(app: app.name, id: replaced.id) {
-                $0.supersededBy = deployment.id
-                $0.finish(.superseded, error: "superseded by rollback \(deployment.id) before it started")
+            let rollbackID = deployment.id
+            try await history.update(app: app.name, id: replaced.id) {
+                $0.supersededBy = rollbackID
+                $0.finish(.superseded, error: "superseded by rollback \(rollbackID) before it started")
             }
         }
         return deployment
@@ -134,7 +121,7 @@ public actor DeployQueue {
     public func shutdown() async {
         isShutDown = true
         for queued in [waiting, pendingRollback].compactMap({ $0 }) {
-            _ = try? await store.update(app: app.name, id: queued.id) { $0.finish(.cancelled, error: "pushdeploy was stopped before it started") }
+            _ = try? await history.update(app: app.name, id: queued.id) { $0.finish(.cancelled, error: "pushdeploy was stopped before it started") }
         }
         waiting = nil
         pendingRollback = nil
@@ -147,34 +134,25 @@ public actor DeployQueue {
         }
     }
 
-    /// Runs a deployment; with `recorded`, only once that record is on disk (it ends there if the write failed).
-    private func start(_ deployment: Deployment, recorded: Recorded? = nil) {
+    /// Runs a deployment.
+    private func start(_ deployment: Deployment) {
         running = Running(id: deployment.id, kind: deployment.kind, phase: .queued, task: nil)
-        let task = Task { await self.execute(deployment, recorded: recorded) }
+        let task = Task { await self.execute(deployment) }
         running?.task = task
     }
 
-    private nonisolated func execute(_ deployment: Deployment, recorded: Recorded?) async {
+    private nonisolated func execute(_ deployment: Deployment) async {
         let id = deployment.id
-        if let recorded {
-            do {
-                try await store.written(recorded)
-            } catch {
-                // The push was answered with the error; there is no record to carry the run.
-                _ = await takeCancelReason(id)
-                return await finished(id)
-            }
-        }
-        let log: any DeploymentLog = (try? store.log(app: app.name, id: id)) ?? MemoryDeploymentLog()
+        let log: any DeploymentLog = (try? await history.log(app: app.name, id: id)) ?? MemoryDeploymentLog()
         log.line("\(deployment.kind.rawValue) \(id) of \(app.name) started (trigger: \(deployment.trigger.source.rawValue))")
         let progress = DeploymentProgress(
             app: app.name, id: id, kind: deployment.kind, log: log,
             enterPhase: { phase in try await self.enter(id, phase) },
-            change: { update in try await self.store.update(app: self.app.name, id: id, update) })
+            change: { update in try await self.history.update(app: self.app.name, id: id, update) })
         var status = DeploymentStatus.succeeded
         var reason: String?
         do {
-            let current = try await store.deployment(app: app.name, id: id) ?? deployment
+            let current = try await history.deployment(app: app.name, id: id) ?? deployment
             if case let .rolledBack(why) = try await runner.run(current, app: app, progress: progress) {
                 status = .rolledBack
                 reason = why
@@ -190,7 +168,7 @@ public actor DeployQueue {
         }
         log.line("\(deployment.kind.rawValue) \(id) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
         do {
-            try await store.update(app: app.name, id: id) { $0.finish(status, error: reason) }
+            try await history.update(app: app.name, id: id) { [status, reason] in $0.finish(status, error: reason) }
         } catch {
             log.line("could not record the end of the deployment: \(error)")
         }
@@ -200,7 +178,7 @@ public actor DeployQueue {
     private func enter(_ id: Int, _ phase: DeploymentStatus) async throws {
         if phase == .switching, cancelReasons[id] != nil { throw CancellationError() }
         if running?.id == id { running?.phase = phase }
-        try await store.update(app: app.name, id: id) { $0.enter(phase) }
+        try await history.update(app: app.name, id: id) { $0.enter(phase) }
     }
 
     private func takeCancelReason(_ id: Int) -> (status: DeploymentStatus, reason: String)? {

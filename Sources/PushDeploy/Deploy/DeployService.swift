@@ -3,29 +3,57 @@ import Foundation
 /// The core of a running pushdeploy: the history and one queue per app.
 public struct DeployService: Sendable {
     public let config: Config
-    public let store: DeploymentStore
+    public let history: any DeploymentHistory
     /// What runs and what one can roll back to; nil in tests that run no instances.
     public let rollbackTargets: HistoryRollbackTargets?
+    /// Makes the recorded instances agree with what runs and what nginx routes to; nil in tests that run none.
+    public let reconciler: InstanceReconciler?
     private let queues: [String: DeployQueue]
 
     /// Makes the queues; call ``open()`` before taking requests.
-    public init(config: Config, store: DeploymentStore? = nil, runner: any DeploymentRunner,
-                rollbackTargets: HistoryRollbackTargets? = nil) {
+    public init(config: Config, history: (any DeploymentHistory)? = nil, runner: any DeploymentRunner,
+                rollbackTargets: HistoryRollbackTargets? = nil, reconciler: InstanceReconciler? = nil) {
         self.config = config
-        let store = store ?? DeploymentStore(stateDirectory: config.stateDirectory)
-        self.store = store
-        self.rollbackTargets = rollbackTargets ?? (runner as? Deployer)?.rollbackTargets
+        let history = history ?? FileDeploymentHistory(stateDirectory: config.stateDirectory)
+        self.history = history
+        self.rollbackTargets = rollbackTargets
+        self.reconciler = reconciler
         var queues: [String: DeployQueue] = [:]
         for app in config.apps {
-            queues[app.name] = DeployQueue(app: app, store: store, runner: runner)
+            queues[app.name] = DeployQueue(app: app, history: history, runner: runner)
         }
         self.queues = queues
+    }
+
+    /// The production service for `config`: history files, libgit2, Gradle, detached instances or systemd, nginx.
+    /// `serve` and `demo` both start from here.
+    public static func standard(config: Config) -> DeployService {
+        let history = FileDeploymentHistory(stateDirectory: config.stateDirectory)
+        let parts = RolloutParts.standard(config: config, releases: FileReleaseStore(stateDirectory: config.stateDirectory))
+        let deployer = Deployer.standard(config: config, history: history, parts: parts)
+        return DeployService(config: config, history: history, runner: deployer, rollbackTargets: deployer.rollbackTargets,
+                             reconciler: InstanceReconciler(parts: parts))
     }
 
     /// Reads the history and closes what a previous run left unfinished as `interrupted`.
     @discardableResult
     public func open() async throws -> [Deployment] {
-        try await store.open(apps: config.apps.map(\.name))
+        try await history.open(apps: config.apps.map(AppHistorySettings.init))
+    }
+
+    /// Before the first request: re-adopts what still runs, stops what a killed deployment half-started, and
+    /// stops instances nobody recorded. Returns one line per change, by app; an app that fails is reported, not fatal.
+    public func reconcileInstances() async -> [(app: String, note: String)] {
+        guard let reconciler else { return [] }
+        var notes: [(app: String, note: String)] = []
+        for app in config.apps {
+            do {
+                for note in try await reconciler.reconcile(app) { notes.append((app.name, note)) }
+            } catch {
+                notes.append((app.name, "could not reconcile the running instances with nginx: \(error)"))
+            }
+        }
+        return notes
     }
 
     /// The queue of an app.
@@ -47,16 +75,19 @@ public struct DeployService: Sendable {
     /// What `/status` shows for an app.
     public func status(app: String) async throws -> AppStatus {
         let queue = try queue(app)
-        let recent = try await store.list(app: app, limit: 200)
+        let summaries = await history.summaries(app: app)
         let instances = try await rollbackTargets?.state?.state(app: app)
-        let liveVersion = instances?.liveVersion ?? recent.first { $0.status == .succeeded }?.version
-        let live = recent.first { $0.status == .succeeded && $0.version == liveVersion } ?? recent.first { $0.status == .succeeded }
+        let liveVersion = instances?.liveVersion ?? summaries.liveVersion
+        let succeeded = summaries.filter { $0.status == .succeeded }
+        let live = succeeded.last { $0.version == liveVersion } ?? succeeded.last
+        var lastDeployment: Deployment?
+        if let newest = summaries.last { lastDeployment = try await history.deployment(app: app, id: newest.id) }
         return AppStatus(app: app, strategy: queue.app.strategy.name,
                          live: live.map { AppStatus.Live(version: liveVersion ?? $0.version, commit: $0.commit, deployment: $0.id, since: $0.finishedAt) },
                          instances: instances?.entries.map { AppStatus.Slot(port: $0.instance.port, slot: $0.instance.slot, role: $0.role.rawValue,
                                                                             version: $0.instance.version, pid: $0.instance.pid) } ?? [],
                          rollbackCandidates: await rollbackTargets?.candidates(app: app).map(\.version) ?? [],
-                         queue: await queue.snapshot(), lastDeployment: recent.first)
+                         queue: await queue.snapshot(), lastDeployment: lastDeployment)
     }
 
     /// Waits until every queue is idle (for tests and the demo).

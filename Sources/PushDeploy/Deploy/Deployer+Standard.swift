@@ -16,7 +16,7 @@ extension RolloutParts {
 
 extension Deployer {
     /// The production pipeline for `config`: libgit2 fetch, Gradle build, stored releases, rollout through nginx.
-    public static func standard(config: Config, history: DeploymentStore, parts: RolloutParts? = nil) -> Deployer {
+    public static func standard(config: Config, history: any DeploymentHistory, parts: RolloutParts? = nil) -> Deployer {
         let releases = FileReleaseStore(stateDirectory: config.stateDirectory)
         let parts = parts ?? RolloutParts.standard(config: config, releases: releases)
         var deployer = Deployer(

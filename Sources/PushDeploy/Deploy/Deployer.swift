@@ -11,14 +11,14 @@ public struct Deployer: DeploymentRunner {
     public var rollbackTargets: HistoryRollbackTargets
 
     public init(stateDirectory: String, fetcher: any SourceFetcher, builder: any ReleaseBuilder, rollout: any Rollout,
-                releases: any ReleaseStore, history: DeploymentStore, hooks: any RolloutHooks = NoHooks()) {
+                releases: any ReleaseStore, history: any DeploymentHistory, hooks: any RolloutHooks = NoHooks()) {
         self.stateDirectory = stateDirectory
         self.fetcher = fetcher
         self.builder = builder
         self.rollout = rollout
         self.releases = releases
         self.hooks = hooks
-        self.rollbackTargets = HistoryRollbackTargets(store: history, releases: releases)
+        self.rollbackTargets = HistoryRollbackTargets(history: history, releases: releases)
     }
 
     /// The checkout folder of an app.
@@ -28,7 +28,7 @@ public struct Deployer: DeploymentRunner {
         do {
             return try await steps(deployment, app: app, progress: progress)
         } catch {
-            let record = try? await rollbackTargets.store.deployment(app: app.name, id: deployment.id)
+            let record = try? await rollbackTargets.history.deployment(app: app.name, id: deployment.id)
             let context = HookContext(deploymentID: deployment.id, app: app.name, version: record?.version, commit: record?.commit)
             do {
                 try await hooks.run(.onFailure, app: app, context: context, log: progress.log)

@@ -1,12 +1,12 @@
 /// Picks rollback targets from the deployment history and the stored releases.
 public struct HistoryRollbackTargets: Sendable {
-    public var store: DeploymentStore
+    public var history: any DeploymentHistory
     public var releases: any ReleaseStore
     /// What runs now; when set, its live and warm versions are protected too (a warm slot's jar must stay for a restart).
     public var state: AppStateStore?
 
-    public init(store: DeploymentStore, releases: any ReleaseStore, state: AppStateStore? = nil) {
-        self.store = store
+    public init(history: any DeploymentHistory, releases: any ReleaseStore, state: AppStateStore? = nil) {
+        self.history = history
         self.releases = releases
         self.state = state
     }
@@ -17,14 +17,13 @@ public struct HistoryRollbackTargets: Sendable {
         if let state, let current = try? await state.state(app: app) {
             protected.formUnion(current.entries.map(\.instance.version))
         }
-        let succeeded = await store.all(app: app).filter { $0.status == .succeeded }.compactMap(\.version)
-        guard let live = succeeded.last else { return protected }
-        let previous = succeeded.last { $0 != live }
-        return protected.union([live] + (previous.map { [$0] } ?? []))
+        let summaries = await history.summaries(app: app)
+        guard let live = summaries.liveVersion else { return protected }
+        return protected.union([live] + (summaries.rollbackVersion(live: live).map { [$0] } ?? []))
     }
 
     public func target(app: AppConfig, requested: String?, rollback id: Int) async throws -> Release {
-        let history = await store.all(app: app.name).filter { $0.id != id }
+        let history = await self.history.summaries(app: app.name).filter { $0.id != id }
         let live = await liveVersion(app: app.name) { history }
         let version: String
         if let requested {
@@ -41,8 +40,7 @@ public struct HistoryRollbackTargets: Sendable {
                 throw DeployError.noRollbackTarget(app: app.name, reason: "\(version) is already live", available: await available(app.name, live: live))
             }
         } else {
-            let previous = history.reversed().first { $0.status == .succeeded && $0.version != nil && $0.version != live }
-            guard let found = previous?.version else {
+            guard let found = history.rollbackVersion(live: live) else {
                 throw DeployError.noRollbackTarget(app: app.name, reason: "no earlier successful release",
                                                    available: await available(app.name, live: live))
             }
@@ -55,16 +53,15 @@ public struct HistoryRollbackTargets: Sendable {
         return stored
     }
 
-    /// What nginx serves: `state.json` knows (also after a deployment was cut off past its switch); the history is the fallback.
-    /// The history is read only when `state.json` does not name the live version: it can be long, and `/status` asks often.
-    func liveVersion(app: String, history: () async -> [Deployment]) async -> String? {
+    /// What nginx serves: `state.json` knows (also after a deployment was cut off past its switch); the history's index is the fallback.
+    func liveVersion(app: String, history: () async -> [DeploymentSummary]) async -> String? {
         if let state, let version = try? await state.state(app: app).liveVersion { return version }
-        return await history().last { $0.status == .succeeded }?.version
+        return await history().liveVersion
     }
 
     /// The stored releases one can roll back to: every stored one but the live one, newest first.
     public func candidates(app: String) async -> [Release] {
-        let live = await liveVersion(app: app) { await store.all(app: app) }
+        let live = await liveVersion(app: app) { await history.summaries(app: app) }
         return ((try? await releases.releases(app: app)) ?? []).filter { $0.version != live }.sorted { $0.builtAt > $1.builtAt }
     }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 
 /// Where a deployment is in its life: the running phases, then one final status.
@@ -142,7 +139,7 @@ extension JSONEncoder {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(ISO8601Milliseconds.format(date))
+            try container.encode(date.formatted(.iso8601WithMilliseconds))
         }
         return encoder
     }
@@ -156,7 +153,7 @@ extension JSONDecoder {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             let text = try container.decode(String.self)
-            if let date = try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)) {
+            if let date = try? Date(text, strategy: .iso8601WithMilliseconds) {
                 return date
             }
             if let date = try? Date(text, strategy: .iso8601) { return date }
@@ -166,37 +163,15 @@ extension JSONDecoder {
     }
 }
 
-/// `2026-11-23T12:11:39.436Z`: what `Date.ISO8601FormatStyle` with fractional seconds writes, several times faster
-/// (every history record carries a dozen dates and a webhook flood writes thousands of records a second).
-public enum ISO8601Milliseconds {
-    public static func format(_ date: Date) -> String {
-        let interval = date.timeIntervalSince1970
-        let whole = interval.rounded(.down)
-        var seconds = time_t(whole)
-        let millis = min(999, Int(((interval - whole) * 1000).rounded(.down)))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var text = ""
-        text.reserveCapacity(24)
-        func append(_ value: Int, width: Int) {
-            let digits = String(value)
-            if digits.count < width { text.append(String(repeating: "0", count: width - digits.count)) }
-            text.append(digits)
-        }
-        append(Int(parts.tm_year) + 1900, width: 4)
-        text.append("-")
-        append(Int(parts.tm_mon) + 1, width: 2)
-        text.append("-")
-        append(Int(parts.tm_mday), width: 2)
-        text.append("T")
-        append(Int(parts.tm_hour), width: 2)
-        text.append(":")
-        append(Int(parts.tm_min), width: 2)
-        text.append(":")
-        append(Int(parts.tm_sec), width: 2)
-        text.append(".")
-        append(millis, width: 3)
-        text.append("Z")
-        return text
+extension FormatStyle where Self == Date.ISO8601FormatStyle {
+    /// `2026-11-23T12:11:39.436Z`: every date pushdeploy writes.
+    static var iso8601WithMilliseconds: Date.ISO8601FormatStyle {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    }
+}
+
+extension ParseStrategy where Self == Date.ISO8601FormatStyle {
+    static var iso8601WithMilliseconds: Date.ISO8601FormatStyle {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true)
     }
 }

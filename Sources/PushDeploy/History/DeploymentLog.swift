@@ -18,33 +18,87 @@ extension DeploymentLog {
     }
 }
 
-/// A deployment log appended to a file; each write is one `write(2)` on an `O_APPEND` descriptor.
+/// A deployment log appended to a file, capped in size: past `maxBytes` its start is cut, the tail kept,
+/// and the cut marked on the first line.
 public final class FileDeploymentLog: DeploymentLog {
-    // The descriptor never changes after init and write(2) on O_APPEND is safe from any thread.
-    private let fd: Int32
-    public let path: String
-
-    public init(path: String) throws {
-        self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
+    private struct Open: Sendable {
+        var fd: Int32
+        var size: Int
     }
 
-    deinit { close(fd) }
+    public let path: String
+    public let maxBytes: Int
+    private let file: Mutex<Open>
+
+    /// Opens (or creates, mode 0640) the log for appending; a symbolic link at `path` is refused.
+    public init(path: String, maxBytes: Int = AppHistorySettings.defaultLogMaxBytes) throws {
+        self.path = path
+        self.maxBytes = max(maxBytes, 1024)
+        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+        file = Mutex(Open(fd: fd, size: size))
+    }
+
+    deinit {
+        _ = file.withLock { close($0.fd) }
+    }
 
     public func write(_ text: String) {
         var text = text
-        text.withUTF8 { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
+        file.withLock { open in
+            text.withUTF8 { buffer in
+                guard let base = buffer.baseAddress else { return }
+                if (try? AtomicFile.writeAll(UnsafeRawBufferPointer(start: base, count: buffer.count), to: open.fd, path: path)) != nil {
+                    open.size += buffer.count
                 }
-                offset += written
             }
+            if open.size > maxBytes { cut(&open) }
         }
+    }
+
+    /// Keeps the last half of the cap, from a line start, behind a line that says what was cut.
+    private func cut(_ open: inout Open) {
+        let keep = maxBytes / 2
+        var tail = [UInt8](repeating: 0, count: keep)
+        let count = pread(open.fd, &tail, keep, off_t(open.size - keep))
+        guard count > 0 else { return }
+        tail.removeLast(keep - count)
+        if let newline = tail.firstIndex(of: UInt8(ascii: "\n")), newline < tail.count - 1 {
+            tail.removeFirst(newline + 1)
+        }
+        let dropped = open.size - tail.count
+        let marker = "[pushdeploy cut the first \(dropped) bytes of this log: it is kept under \(maxBytes) bytes]\n"
+        let data = Data(marker.utf8) + Data(tail)
+        do {
+            try AtomicFile.write(data, to: path)
+            let fd = Glibc.open(path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { return }
+            close(open.fd)
+            open = Open(fd: fd, size: data.count)
+        } catch {
+            return  // the log grows on; a full disk is reported by the deployment itself
+        }
+    }
+
+    /// The log at `path` from byte `offset` on (at most 1 MiB at a time); a file shorter than `offset` was cut
+    /// since, and is read from its start.
+    public static func read(path: String, from offset: Int, limit: Int = 1 << 20) -> LogChunk {
+        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return LogChunk(data: Data(), nextOffset: offset) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return LogChunk(data: Data(), nextOffset: offset) }
+        let size = Int(info.st_size)
+        let cut = size < offset
+        let start = cut ? 0 : offset
+        let count = min(size - start, limit)
+        guard count > 0 else { return LogChunk(data: Data(), nextOffset: start, cut: cut) }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let got = pread(fd, &buffer, count, off_t(start))
+        guard got > 0 else { return LogChunk(data: Data(), nextOffset: start, cut: cut) }
+        return LogChunk(data: Data(buffer[..<got]), nextOffset: start + got, cut: cut)
     }
 }
 

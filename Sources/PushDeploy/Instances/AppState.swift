@@ -57,9 +57,13 @@ public struct AppState: Codable, Sendable, Equatable {
 }
 
 /// Keeps `apps/<app>/state.json`: loaded, changed in a closure, saved atomically only if the closure succeeded.
+///
+/// It runs on a dispatch queue of its own: a save blocks on fsync, which must not hold a cooperative thread.
 public actor AppStateStore {
     public nonisolated let stateDirectory: String
     private var cache: [String: AppState] = [:]
+    private let executor = DispatchQueueExecutor(label: "pushdeploy.app-state")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     public init(stateDirectory: String) {
         self.stateDirectory = stateDirectory

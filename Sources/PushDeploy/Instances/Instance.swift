@@ -36,6 +36,9 @@ public protocol AppSupervisor: Sendable {
     func stop(_ instance: Instance, app: AppConfig, log: any DeploymentLog) async throws
     /// True while the instance's process (the very one started, not a reused pid) is alive.
     func isRunning(_ instance: Instance) async -> Bool
+    /// Stops the app's instances that run but are not in `known` (pushdeploy died between starting one and
+    /// writing it down); returns one line per stop.
+    func stopStrays(app: AppConfig, known: [Instance], log: any DeploymentLog) async -> [String]
 }
 
 /// Decides whether an instance answers as healthy.

@@ -64,6 +64,13 @@ public actor MemoryAppSupervisor: AppSupervisor {
         running[instance.port] == instance
     }
 
+    /// Stops every running instance that is not in `known`.
+    public func stopStrays(app: AppConfig, known: [Instance], log: any DeploymentLog) async -> [String] {
+        let strays = running.values.filter { !known.contains($0) }.sorted { $0.port < $1.port }
+        for stray in strays { running[stray.port] = nil }
+        return strays.map { "stopped unrecorded \($0.version) on port \($0.port)" }
+    }
+
     /// The instances still running (for re-adoption at start-up).
     public func adopt(_ instances: [Instance]) async -> [Instance] {
         instances.filter { running[$0.port] == $0 }

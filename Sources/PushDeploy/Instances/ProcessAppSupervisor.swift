@@ -73,7 +73,7 @@ public struct ProcessAppSupervisor: AppSupervisor {
             return
         }
         let name = "\(instance.version) on port \(instance.port) (pid \(process.pid))"
-        let appLog = instance.logPath.flatMap { try? FileDeploymentLog(path: $0) }
+        let appLog = instance.logPath.flatMap { try? FileDeploymentLog(path: $0, maxBytes: .max) }
         func note(_ text: String) {
             log.line(text)
             appLog?.line("pushdeploy: " + text)

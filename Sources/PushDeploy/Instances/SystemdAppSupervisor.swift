@@ -57,6 +57,9 @@ public struct SystemdAppSupervisor: AppSupervisor {
         try await systemctl(["stop", unit], log: log)
     }
 
+    /// Units are named by port, so a unit started and not written down is found (and replaced) on its port: no search.
+    public func stopStrays(app: AppConfig, known: [Instance], log: any DeploymentLog) async -> [String] { [] }
+
     public func isRunning(_ instance: Instance) async -> Bool {
         guard recordedVersion(port: instance.port) == instance.version else { return false }
         let command = Command(systemctl + ["is-active", "--quiet", Self.unitName(port: instance.port)])

@@ -54,6 +54,8 @@ public struct InstanceReconciler: Sendable {
             try await parts.state.update(app: app.name) { $0.set(fallback, role: .live) }
             notes.append("nginx pointed at \(routed) where nothing runs: switched to \(fallback.version) on port \(fallback.port)")
         }
+        let known = try await parts.state.state(app: app.name).entries.map(\.instance)
+        notes += await parts.supervisor.stopStrays(app: app, known: known, log: log)
         return notes
     }
 }

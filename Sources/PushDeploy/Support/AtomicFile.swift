@@ -3,109 +3,21 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 import Foundation
-import Synchronization
 
 /// Writes files so that a reader (or a crash) sees the old content or the new, never a torn one.
 public enum AtomicFile {
-    private static let flushers = DispatchQueue(label: "pushdeploy.atomic-file", attributes: .concurrent)
-
     /// Replaces `path` with `data`: write a temporary file beside it, fsync it, rename it over, fsync the folder.
-    public static func write(_ data: Data, to path: String) throws {
-        try write([(path, data)])
-    }
-
-    /// Replaces several files at once, with one flush of each folder: every file is whole, old or new.
-    ///
-    /// The files are written to temporaries and fsynced, then renamed, then their folders fsynced.
-    /// When a path appears twice, the last data wins.
-    public static func write(_ files: [(path: String, data: Data)]) throws {
-        var latest: [String: Int] = [:]
-        for (index, file) in files.enumerated() { latest[file.path] = index }
-        let unique = files.enumerated().filter { latest[$0.element.path] == $0.offset }.map(\.element)
-        let temporaries = unique.map { temporaryPath(for: $0.path) }
-        // The fsyncs run side by side: the file system folds concurrent flushes into one journal commit.
-        let failures = Mutex<[Int: any Error]>([:])
-        let group = DispatchGroup()
-        for index in unique.indices {
-            // An overcommitting queue: a thread blocked in fsync does not hold the next file back.
-            flushers.async(group: group) {
-                do {
-                    try writeSynced(unique[index].data, to: temporaries[index])
-                } catch {
-                    failures.withLock { $0[index] = error }
-                }
-            }
-        }
-        group.wait()
-        if let failure = failures.withLock({ $0.sorted { $0.key < $1.key }.first?.value }) {
-            for temporary in temporaries { unlink(temporary) }
-            throw failure
-        }
-        for (index, file) in unique.enumerated() {
-            guard rename(temporaries[index], file.path) == 0 else {
-                let error = FileError(operation: "rename", path: file.path, errno: errno)
-                for temporary in temporaries[index...] { unlink(temporary) }
-                throw error
-            }
-        }
-        for directory in Set(unique.map { parentDirectory(of: $0.path) }) {
-            try syncDirectory(directory)
-        }
-    }
-
-    /// Replaces `path` with `data` through a temporary file and a rename; with `sync` false the data is not
-    /// flushed (the caller has made it durable elsewhere, such as the history's journal).
-    ///
-    /// `isNew`: the caller believes `path` does not exist yet; it is then written to an unnamed file that is
-    /// linked into place once whole (one directory entry made instead of a temporary's plus a rename, which
-    /// under a flood of pushes is a fifth of the history's file system time). Should the path exist after all,
-    /// it is replaced as usual.
-    static func replace(_ path: String, with data: Data, sync: Bool, isNew: Bool = false) throws {
-        if isNew, !sync, try linkNew(path, data) { return }
+    /// The file is created with `mode`.
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o640) throws {
         let temporary = temporaryPath(for: path)
-        try writeSynced(data, to: temporary, sync: sync)
+        try writeSynced(data, to: temporary, mode: mode)
         guard rename(temporary, path) == 0 else {
             let error = FileError(operation: "rename", path: path, errno: errno)
             unlink(temporary)
             throw error
         }
-    }
-
-    #if os(Linux)
-    /// `O_TMPFILE` (with `O_DIRECTORY`, as glibc defines it), which the Glibc module does not import.
-    private static let openTemporaryFile: Int32 = 0o20000000 | O_DIRECTORY
-    /// False once the file system or the system has refused `O_TMPFILE` or the `/proc` link.
-    private static let unnamedFilesWork = Atomic<Bool>(true)
-    #endif
-
-    /// Creates `path` whole or not at all: an unnamed file in its folder, written, then linked to the name.
-    /// False when the name exists or unnamed files are not available here (the caller then renames a temporary).
-    private static func linkNew(_ path: String, _ data: Data) throws -> Bool {
-        #if os(Linux)
-        guard unnamedFilesWork.load(ordering: .relaxed) else { return false }
-        let fd = open(parentDirectory(of: path), openTemporaryFile | O_WRONLY | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL { unnamedFilesWork.store(false, ordering: .relaxed) }
-            return false
-        }
-        defer { close(fd) }
-        try writeAll(data, to: fd, path: path)
-        // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link works for anyone.
-        if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 { return true }
-        switch errno {
-        case EEXIST:
-            return false
-        case ENOENT, EPERM, EACCES, EXDEV, ENOSYS:
-            unnamedFilesWork.store(false, ordering: .relaxed)  // no /proc, or a policy against the link
-            return false
-        default:
-            throw FileError(operation: "link", path: path, errno: errno)
-        }
-        #else
-        return false
-        #endif
+        try syncDirectory(parentDirectory(of: path))
     }
 
     /// `<folder>/.<name>.<pid>.<random>.tmp`, beside the file it becomes.
@@ -137,14 +49,14 @@ public enum AtomicFile {
         }
     }
 
-    /// Creates `path` (which must not exist), writes `data` and, unless told not to, fsyncs it.
-    private static func writeSynced(_ data: Data, to path: String, sync: Bool = true) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    /// Creates `path` (which must not exist, and is never followed as a link), writes `data` and fsyncs it.
+    private static func writeSynced(_ data: Data, to path: String, mode: mode_t) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileError(operation: "create", path: path, errno: errno) }
         defer { close(fd) }
         do {
             try writeAll(data, to: fd, path: path)
-            if sync, fsync(fd) != 0 { throw FileError(operation: "fsync", path: path, errno: errno) }
+            if fsync(fd) != 0 { throw FileError(operation: "fsync", path: path, errno: errno) }
         } catch {
             unlink(path)
             throw error

@@ -58,40 +58,66 @@ public enum GitHubWebhook {
         } else {
             json = request.body
         }
-        let fields: [String: JSONFieldReader.Value]
+        let push: Payload
         do {
-            fields = try payloadReader.read(json)
+            push = try JSONDecoder().decode(Payload.self, from: Data(json))
         } catch {
-            throw .malformed("push payload is not valid JSON of a push: \(error)")
+            throw .malformed("push payload is not valid JSON of a push: \(JSONErrorText.describe(error))")
         }
-        func string(_ path: String) -> String? {
-            if case let .string(value) = fields[path] { return value }
-            return nil
-        }
-        guard let ref = string("ref"), !ref.isEmpty else { throw .malformed("push payload has no ref") }
+        guard let ref = push.ref, !ref.isEmpty else { throw .malformed("push payload has no ref") }
         if ref.hasPrefix("refs/tags/") { return .ignored("tag \(ref.dropFirst(10)) is not a branch") }
         guard ref.hasPrefix("refs/heads/") else { return .ignored("ref \(ref) is not a branch") }
-        guard let after = string("after") else { throw .malformed("push payload has no 'after' commit") }
-        if fields["deleted"] == .bool(true) || CommitID.isZero(after) {
+        guard let after = push.after else { throw .malformed("push payload has no 'after' commit") }
+        if push.deleted == true || CommitID.isZero(after) {
             return .ignored("branch \(ref.dropFirst(11)) was deleted")
         }
         guard CommitID.isFull(after) else { throw .malformed("'after' is not a commit id") }
-        let urls = ["clone_url", "ssh_url", "html_url", "git_url"].compactMap { string("repository.\($0)") }
+        let repository = push.repository
+        let urls = [repository?.cloneUrl, repository?.sshUrl, repository?.htmlUrl, repository?.gitUrl].compactMap { $0 }
         let delivery = request.header("x-gitea-delivery") ?? request.header("x-github-delivery")
-        let pusher = string("pusher.name") ?? string("pusher.login") ?? string("sender.login")
-        let message = string("head_commit.message") ?? string("commits[].message")
-        return .push(PushEvent(source: source, repositoryName: string("repository.full_name"), repositoryURLs: urls, ref: ref,
+        let pusher = push.pusher?.name ?? push.pusher?.login ?? push.sender?.login
+        let message = push.headCommit?.message ?? push.commits?.last?.message
+        return .push(PushEvent(source: source, repositoryName: repository?.fullName, repositoryURLs: urls, ref: ref,
                                commit: after.lowercased(), deliveryId: delivery, pusher: pusher, message: message))
     }
 
-    /// The fields of a push payload pushdeploy reads (GitHub's and Gitea's): the rest is only checked to be JSON.
-    private static let payloadReader = JSONFieldReader([
-        "ref": .string, "after": .string, "deleted": .bool,
-        "repository.full_name": .string, "repository.clone_url": .string, "repository.ssh_url": .string,
-        "repository.html_url": .string, "repository.git_url": .string,
-        "pusher.name": .string, "pusher.login": .string, "sender.login": .string,
-        "head_commit.message": .string, "commits[].message": .string,
-    ])
+    /// The fields of a GitHub or Gitea push that pushdeploy reads; the rest of the payload is only checked to be JSON.
+    private struct Payload: Decodable {
+        var ref: String?
+        var after: String?
+        var deleted: Bool?
+        var repository: Repository?
+        var pusher: Person?
+        var sender: Person?
+        var headCommit: Commit?
+        var commits: [Commit]?
+
+        enum CodingKeys: String, CodingKey {
+            case ref, after, deleted, repository, pusher, sender, commits
+            case headCommit = "head_commit"
+        }
+    }
+
+    private struct Repository: Decodable {
+        var fullName: String?
+        var cloneUrl: String?
+        var sshUrl: String?
+        var htmlUrl: String?
+        var gitUrl: String?
+
+        enum CodingKeys: String, CodingKey {
+            case fullName = "full_name", cloneUrl = "clone_url", sshUrl = "ssh_url", htmlUrl = "html_url", gitUrl = "git_url"
+        }
+    }
+
+    private struct Person: Decodable {
+        var name: String?
+        var login: String?
+    }
+
+    private struct Commit: Decodable {
+        var message: String?
+    }
 }
 
 /// Lowercase hex, both ways.
