@@ -116,7 +116,7 @@ private final class SwitchNginxLab {
     var nginx: PrivateNginx { site.nginx }
 
     init(bodies: [String], rolling: Bool) throws {
-        site = try BlueGreenLab("switch", rolling: rolling)
+        let site = try BlueGreenLab("switch", rolling: rolling)
         // The slots first, so two backends are the blue and green of the lab; a third (rolling) gets a port of its own.
         let taken = [site.nginx.port, site.slots.blue, site.slots.green]
         let ports = Array(([site.slots.blue, site.slots.green] + Integration.freePorts(bodies.count + taken.count).filter { !taken.contains($0) })
@@ -132,6 +132,7 @@ private final class SwitchNginxLab {
             site.tearDown()
             throw error
         }
+        self.site = site
         self.ports = ports
         backends = started
     }

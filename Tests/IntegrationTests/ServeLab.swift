@@ -29,7 +29,8 @@ final class ServeLab: Sendable {
     ///
     /// Nothing is left behind when it throws; otherwise the test calls ``tearDown()`` (in a `defer`).
     init(watch: String = "0s", runExtra: [String] = [], beforeSwitch: [String]? = nil) throws {
-        site = try BlueGreenLab("serve")
+        let site = try BlueGreenLab("serve")
+        self.site = site
         source = site.folder + "/source"
         token = "lab-token-\(UUID().uuidString)"
         serverPort = Integration.freePort()
