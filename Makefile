@@ -51,12 +51,41 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## test: build the tests, then run them; the summary lines stay visible and a failure fails make.
+## test: build the tests, then run them; the summary lines stay visible and a failure fails make, and so does a
+## process the tests started that is still alive afterwards (it is listed, then killed).
 # The suites run one after another: on two cores, JVMs, Gradle builds and nginx side by side starve each other and
 # turn the timing checks (a hook timeout, a fast-failing credential) into noise. --skip-build: no second planning pass.
+# A process is this run's when it inherited PUSHDEPLOY_TEST_RUN=<run> (JVMs, Python, Gradle, pushdeploy), or when it is
+# an nginx working in this folder: nginx overwrites its environment with its process title, its workers name no
+# prefix, but a daemonized nginx keeps the working directory of whoever started it. The system nginx works in /, and
+# another checkout's tests in that checkout. What is found gets five seconds to finish going.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	@run="$$$$-$$(date +%s%N)"; status=0; \
+	PUSHDEPLOY_TEST_RUN="$$run" $(SWIFT) test --skip-build --no-parallel || status=$$?; \
+	leftovers() { \
+	  for proc in /proc/[0-9]*; do \
+	    comm=""; { read -r comm < "$$proc/comm"; } 2>/dev/null || true; \
+	    if grep -qzxF "PUSHDEPLOY_TEST_RUN=$$run" "$$proc/environ" 2>/dev/null \
+	      || { [ "$$comm" = nginx ] && [ "$$(readlink "$$proc/cwd")" = "$(CURDIR)" ]; }; then \
+	      echo "$${proc#/proc/}"; \
+	    fi; \
+	  done; \
+	}; \
+	left="$$(leftovers)"; \
+	for _ in $$(seq 50); do \
+	  [ -z "$$left" ] && break; sleep 0.1; \
+	  left="$$(for pid in $$left; do ! kill -0 "$$pid" 2>/dev/null || echo "$$pid"; done)"; \
+	done; \
+	if [ -n "$$left" ]; then \
+	  echo "test: processes the tests started are still alive:" >&2; \
+	  ps -o pid=,ppid=,args= -p "$$(echo $$left | tr ' ' ,)" >&2 || true; \
+	  kill -KILL $$left 2>/dev/null || true; \
+	  status=1; \
+	else \
+	  echo "test: no process the tests started is left"; \
+	fi; \
+	exit $$status
 
 ## bench: run each executable in bench/; fails at the end if one of them failed.
 bench: deps

@@ -15,7 +15,7 @@ struct ProcessAppSupervisorTests {
         defer { lab.tearDown() }
         let release = try await lab.demoRelease("1.0.0-t1")
         let app = lab.app(command: SupervisorLab.demoCommand, stopTimeout: .seconds(10))
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let log = MemoryDeploymentLog()
         let instance = try await lab.start(release, app: app, port: port, slot: "blue", log: log)
 
@@ -51,7 +51,7 @@ struct ProcessAppSupervisorTests {
         let app = lab.app(command: ["bash", "-c", "trap '' TERM; echo ignoring TERM; exec sleep 1000", "{port}"],
                           stopTimeout: .milliseconds(600))
         let log = MemoryDeploymentLog()
-        let instance = try await lab.start(try lab.plainRelease("1.0.0-t2"), app: app, port: SupervisorLab.port(), slot: "green", log: log)
+        let instance = try await lab.start(try lab.plainRelease("1.0.0-t2"), app: app, port: Integration.freePort(), slot: "green", log: log)
         #expect(await lab.supervisor.isRunning(instance))
 
         let stopped = try await ContinuousClock().measure { try await lab.supervisor.stop(instance, app: app, log: log) }
@@ -78,7 +78,7 @@ struct ProcessAppSupervisorTests {
         var app = lab.app(command: ["bash", "-c", script, "{jar}", "{port}", "{slot}", "{release_dir}"])
         app.run.env = ["GREETING": "hello {slot}"]
         let release = try lab.plainRelease("1.0.0-t3")
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let instance = try await lab.start(release, app: app, port: port, slot: "blue", log: MemoryDeploymentLog())
         let folder = lab.releases.directory(app: "demo", version: "1.0.0-t3")
         let appLog = try await lab.waitForLog(instance, containing: "fd \(leaky)")
@@ -99,7 +99,7 @@ struct ProcessAppSupervisorTests {
         let lab = try SupervisorLab()
         defer { lab.tearDown() }
         let app = lab.app(command: ["bash", "-c", "echo 'Error: Unable to access jarfile' >&2; exit 3"])
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let error = await #expect(throws: InstanceError.self) {
             try await lab.start(try lab.plainRelease("1.0.0-t4"), app: app, port: port, slot: "blue", log: MemoryDeploymentLog())
         }
@@ -128,7 +128,7 @@ struct ProcessAppSupervisorTests {
         }
         let gone = Release(app: "demo", version: "9.9.9", commit: "c", builtAt: Date(), buildSeconds: 0, sha256: "")
         await #expect(throws: InstanceError.releaseMissing(version: "9.9.9", path: lab.releases.jarPath(app: "demo", version: "9.9.9"))) {
-            try await lab.start(gone, app: app, port: SupervisorLab.port(), slot: "blue", log: MemoryDeploymentLog())
+            try await lab.start(gone, app: app, port: Integration.freePort(), slot: "blue", log: MemoryDeploymentLog())
         }
     }
 
@@ -141,7 +141,7 @@ struct ProcessAppSupervisorTests {
         let marker = "pushdeploy-cancel-\(UUID().uuidString)"
         let app = lab.app(command: ["bash", "-c", "echo waiting; exec sleep 1000", marker])
         let release = try lab.plainRelease("1.0.0-t7")
-        let task = Task { try await supervisor.start(release, app: app, port: SupervisorLab.port(), slot: "blue", log: MemoryDeploymentLog()) }
+        let task = Task { try await supervisor.start(release, app: app, port: Integration.freePort(), slot: "blue", log: MemoryDeploymentLog()) }
         try await Task.sleep(for: .milliseconds(300))
         task.cancel()
         let result = await task.result
@@ -161,13 +161,13 @@ struct ProcessAppSupervisorTests {
         let supervisor = lab.supervisor
         let release = try lab.plainRelease("1.0.0-t8")
         let survivor = try await Task.detached {
-            try await supervisor.start(release, app: app, port: SupervisorLab.port(), slot: "blue", log: MemoryDeploymentLog())
+            try await supervisor.start(release, app: app, port: Integration.freePort(), slot: "blue", log: MemoryDeploymentLog())
         }.value
         lab.track(survivor)
-        let stopped = try await lab.start(release, app: app, port: SupervisorLab.port(), slot: "green", log: MemoryDeploymentLog())
+        let stopped = try await lab.start(release, app: app, port: Integration.freePort(), slot: "green", log: MemoryDeploymentLog())
         try await supervisor.stop(stopped, app: app, log: MemoryDeploymentLog())
         // Exits on its own after start returned: a zombie child until isRunning reaps it.
-        let quitter = try await lab.start(release, app: lab.app(command: ["bash", "-c", "sleep 0.4; exit 0"]), port: SupervisorLab.port(),
+        let quitter = try await lab.start(release, app: lab.app(command: ["bash", "-c", "sleep 0.4; exit 0"]), port: Integration.freePort(),
                                           slot: "blue", log: MemoryDeploymentLog())
         try await Task.sleep(for: .seconds(1))
         var impostor = survivor
@@ -335,17 +335,6 @@ final class SupervisorLab: Sendable {
             waitpid(pid, &status, 0)
         }
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// A free port below the ephemeral range, so no outgoing connection of a parallel test can be holding it.
-    static func port() -> Int {
-        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
-            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-        let upper = max(min(range?.first ?? 32768, 32768), 20_001)
-        while true {
-            let port = Int.random(in: 20_000..<upper)
-            if PortProbe.isFree(port) { return port }
-        }
     }
 
     /// Session id and process group id of `pid` (fields 6 and 5 of `/proc/<pid>/stat`).

@@ -309,7 +309,7 @@ private final class DemoAppProcess: Sendable {
     private let process: Process
 
     init(jar: String, arguments: [String] = []) throws {
-        port = try Self.freePort()
+        port = Integration.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["java", "-jar", jar, "--server.port=\(port)"] + arguments
@@ -343,24 +343,6 @@ private final class DemoAppProcess: Sendable {
     }
 
     deinit { stop() }
-
-    /// A port nothing listens on: bind port 0 and let the kernel choose.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw POSIXError(.EADDRINUSE) }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// The processes in `/proc` that are not zombies.

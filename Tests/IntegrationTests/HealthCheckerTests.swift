@@ -13,7 +13,7 @@ struct HealthCheckerTests {
         let lab = try SupervisorLab()
         defer { lab.tearDown() }
         let app = lab.app(command: SupervisorLab.demoCommand + ["--startup-delay=2s"])
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let log = MemoryDeploymentLog()
         let instance = try await lab.start(try await lab.demoRelease("2.0.0-h1"), app: app, port: port, slot: "blue", log: log)
         let checker = HTTPHealthChecker()
@@ -37,7 +37,7 @@ struct HealthCheckerTests {
         var health = lab.health
         health.startupTimeout = .seconds(6)
         let app = lab.app(command: SupervisorLab.demoCommand + ["--health=down"], health: health)
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let instance = try await lab.start(try await lab.demoRelease("2.0.0-h2"), app: app, port: port, slot: "blue", log: MemoryDeploymentLog())
         let error = await #expect(throws: HealthError.self) {
             try await HTTPHealthChecker().waitUntilHealthy(port: port, health: health, log: MemoryDeploymentLog()) {
@@ -56,7 +56,7 @@ struct HealthCheckerTests {
         // The instance is meant for `port`, but the app is told to bind a port that is taken, so it dies during start-up
         // (after a second, so that it is the health check, not the start, that sees it go).
         let app = lab.app(command: Array(SupervisorLab.demoCommand.dropLast(2)) + ["--server.port=\(taken.port)", "--startup-delay=1s"])
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let instance = try await lab.start(try await lab.demoRelease("2.0.0-h3"), app: app, port: port, slot: "blue", log: MemoryDeploymentLog())
         let clock = ContinuousClock()
         let started = clock.now
@@ -75,7 +75,7 @@ struct HealthCheckerTests {
         let lab = try SupervisorLab()
         defer { lab.tearDown() }
         let app = lab.app(command: ["bash", "-c", "sleep 0.5; exit 1"])
-        let port = SupervisorLab.port()
+        let port = Integration.freePort()
         let instance = try await lab.start(try lab.plainRelease("2.0.0-h4"), app: app, port: port, slot: "blue", log: MemoryDeploymentLog())
         let waited = await ContinuousClock().measure {
             await #expect(throws: HealthError.processExited(port: port, lastStatus: nil, lastError: "connect: Connection refused")) {
@@ -114,7 +114,7 @@ struct HealthCheckerTests {
             try await HTTPProbe.get(host: "127.0.0.1", port: silent.port, path: "/x", timeout: .milliseconds(300))
         }
         #expect(clock.now - started < .seconds(1))
-        let closed = SupervisorLab.port()
+        let closed = Integration.freePort()
         await #expect(throws: HealthError.request(url: "http://localhost:\(closed)/", reason: "connect: Connection refused")) {
             try await HTTPProbe.get(host: "localhost", port: closed, path: "/", timeout: .seconds(1))
         }

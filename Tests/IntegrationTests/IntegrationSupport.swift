@@ -21,22 +21,32 @@ enum Integration {
         return root + "/.build/debug/pushdeploy"
     }
 
-    /// A port nobody listens on right now (bind port 0, read it, close).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    /// A loopback port nobody listens on right now: the one free-port helper of the integration tests.
+    static func freePort() -> Int { freePorts(1)[0] }
+
+    /// `count` different loopback ports nobody listens on right now: each socket binds port 0 and reads back the port
+    /// the kernel chose, and all stay open until the last is chosen, so no port comes twice.
+    ///
+    /// The ports come from the ephemeral range; Linux gives `bind` to port 0 the odd ones and outgoing connections the
+    /// even ones first, so a test's own connections rarely take a port before the instance meant for it listens there.
+    static func freePorts(_ count: Int) -> [Int] {
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        return (0..<count).map { _ in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            precondition(fd >= 0, "socket: \(String(cString: strerror(errno)))")
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            }
+            precondition(bound, "bind to port 0: \(String(cString: strerror(errno)))")
+            return Int(UInt16(bigEndian: address.sin_port))
         }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Runs a program to the end and returns its status and output (stdout and stderr together).

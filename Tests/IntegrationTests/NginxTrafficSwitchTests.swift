@@ -12,6 +12,7 @@ struct NginxTrafficSwitchTests {
     @Test("blue-green: switch to the other slot, confirmed through nginx, and back")
     func blueGreen() async throws {
         let lab = try SwitchNginxLab(bodies: ["demo-app 1.0", "demo-app 2.0"], rolling: false)
+        defer { lab.tearDown() }
         let (blue, green) = (lab.ports[0], lab.ports[1])
         let app = lab.app(strategy: .blueGreen(blue: blue, green: green))
         let traffic = NginxTrafficSwitch()
@@ -33,6 +34,7 @@ struct NginxTrafficSwitchTests {
     @Test("a failing nginx -t leaves the old file and the old traffic, and reports nginx's message")
     func brokenTest() async throws {
         let lab = try SwitchNginxLab(bodies: ["demo-app 1.0", "demo-app 2.0"], rolling: false)
+        defer { lab.tearDown() }
         var app = lab.app(strategy: .blueGreen(blue: lab.ports[0], green: lab.ports[1]))
         try lab.start(routedTo: [lab.ports[0]], app: app)
         let before = try String(contentsOfFile: lab.nginx.includeFile, encoding: .utf8)
@@ -62,6 +64,7 @@ struct NginxTrafficSwitchTests {
     @Test("a verify URL that never shows the new version puts the old file back and nginx keeps serving the old backend")
     func notConfirmed() async throws {
         let lab = try SwitchNginxLab(bodies: ["demo-app 1.0", "demo-app 2.0"], rolling: false)
+        defer { lab.tearDown() }
         let app = lab.app(strategy: .blueGreen(blue: lab.ports[0], green: lab.ports[1]))
         try lab.start(routedTo: [lab.ports[0]], app: app)
         let before = try String(contentsOfFile: lab.nginx.includeFile, encoding: .utf8)
@@ -88,6 +91,7 @@ struct NginxTrafficSwitchTests {
     @Test("rolling: an upstream of three ports takes turns, and one taken out gets no requests")
     func rolling() async throws {
         let lab = try SwitchNginxLab(bodies: ["demo-app 1.0 a", "demo-app 1.0 b", "demo-app 1.0 c"], rolling: true)
+        defer { lab.tearDown() }
         let app = lab.app(strategy: .rolling(instances: lab.ports))
         let traffic = NginxTrafficSwitch()
         try lab.start(routedTo: [lab.ports[0]], app: app)
@@ -103,57 +107,56 @@ struct NginxTrafficSwitchTests {
     }
 }
 
-/// A private nginx in a scratch folder and one Python backend per body; all stopped and removed afterwards.
+/// The blue-green lab with one Python backend per body; ``tearDown()`` stops nginx, the backends, and removes the folder.
 private final class SwitchNginxLab {
-    let folder: String
-    let nginx: PrivateNginx
+    let site: BlueGreenLab
     let ports: [Int]
     private let backends: [pid_t]
 
+    var nginx: PrivateNginx { site.nginx }
+
     init(bodies: [String], rolling: Bool) throws {
-        folder = NSTemporaryDirectory() + "pushdeploy-switch-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        nginx = try PrivateNginx(prefix: folder + "/nginx", app: "demo", rolling: rolling)
-        var ports: [Int] = []
+        let site = try BlueGreenLab("switch", rolling: rolling)
+        // The slots first, so two backends are the blue and green of the lab; a third (rolling) gets a port of its own.
+        let taken = [site.nginx.port, site.slots.blue, site.slots.green]
+        let ports = Array(([site.slots.blue, site.slots.green] + Integration.freePorts(bodies.count + taken.count).filter { !taken.contains($0) })
+            .prefix(bodies.count))
         var started: [pid_t] = []
         do {
-            for body in bodies {
-                let port = Integration.freePort()
+            for (port, body) in zip(ports, bodies) {
                 started.append(try Self.startBackend(port: port, body: body))
-                ports.append(port)
             }
             for port in ports { try Self.waitForListener(port) }
         } catch {
             for backend in started { Integration.terminate(backend) }
-            try? FileManager.default.removeItem(atPath: folder)
+            site.tearDown()
             throw error
         }
+        self.site = site
         self.ports = ports
         backends = started
     }
 
-    deinit {
-        nginx.stop()
+    /// Stops every backend (reaped: they are the test process's children, and name no folder), nginx, and removes the folder.
+    func tearDown() {
         for backend in backends { Integration.terminate(backend) }
-        try? FileManager.default.removeItem(atPath: folder)
+        site.tearDown()
     }
 
     func app(strategy: Strategy) -> AppConfig {
-        AppConfig(name: "demo", repository: RepositoryConfig(url: folder + "/unused"), webhooks: WebhookSecrets(), build: BuildConfig(),
+        AppConfig(name: "demo", repository: RepositoryConfig(url: site.folder + "/unused"), webhooks: WebhookSecrets(), build: BuildConfig(),
                   run: RunConfig(), strategy: strategy, health: HealthConfig(), watch: .zero, keepPreviousWarm: true,
                   nginx: nginx.nginxConfig, keepReleases: 5, hooks: LifecycleHooks())
     }
 
     /// Writes the first include file as an earlier deployment would have, and starts nginx on it.
     func start(routedTo ports: [Int], app: AppConfig) throws {
-        try NginxInclude.render(ports, app: app.name, strategy: app.strategy).write(toFile: nginx.includeFile, atomically: true, encoding: .utf8)
-        try nginx.start()
+        try site.startNginx(routedTo: ports, app: app.name, strategy: app.strategy)
     }
 
     /// The body nginx answers with now (one new connection), nil unless it is a 200.
     func served() -> String? {
-        guard let (status, body) = nginx.get(), status == 200 else { return nil }
-        return body
+        site.served()
     }
 
     /// True once nginx answers `body` (old workers finish their requests first), within two seconds.

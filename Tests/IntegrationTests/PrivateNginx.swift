@@ -1,19 +1,22 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 @testable import PushDeploy
 
-/// A private nginx on a loopback port, with its own prefix, for one test; always stopped.
+/// A private nginx on a loopback port, with its own prefix, for one test; always stopped, workers included.
 final class PrivateNginx: Sendable {
     let prefix: String
     let port: Int
     let includeFile: String
+    /// The master's pid once started: it leads a session of its own (nginx daemonizes with `setsid`).
+    private let master = Mutex<pid_t?>(nil)
 
     /// Writes a config that proxies `/` through the include file (`$service_url` for blue-green, `<app>_backend` for rolling).
-    init(prefix: String, app: String, rolling: Bool) throws {
+    init(prefix: String, app: String, rolling: Bool, port: Int = Integration.freePort()) throws {
         self.prefix = prefix
-        port = Integration.freePort()
+        self.port = port
         includeFile = prefix + "/conf/\(app).inc"
         try FileManager.default.createDirectory(atPath: prefix + "/conf", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
@@ -56,19 +59,33 @@ final class PrivateNginx: Sendable {
     }
 
     /// Starts nginx once the include file exists (pushdeploy writes the first one on the first switch).
+    ///
+    /// nginx daemonizes: the master leads a new session, and it has bound its port before the starting process exits.
     func start() throws {
         let (status, output) = try Integration.spawnAndWait("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf"],
                                                             outputPath: prefix + "/logs/start.out")
-        guard status == 0 else { throw ServerExited(log: "nginx did not start: \(output)") }
+        let pid = (try? String(contentsOfFile: prefix + "/logs/nginx.pid", encoding: .utf8))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        master.withLock { $0 = pid }
+        guard status == 0, pid != nil else {
+            stop()
+            throw ServerExited(log: "nginx did not start: \(output)")
+        }
     }
 
+    /// Stops nginx with `-s quit` and waits until the master and every worker are gone; SIGKILL after five seconds.
+    ///
+    /// Workers are found by their session, not by their command line (`nginx: worker process` names no prefix):
+    /// they stay in the master's session even when the master died first, and Linux hands out no session's
+    /// number to a new process while a member of that session lives.
     func stop() {
+        guard let leader = master.withLock({ pid in defer { pid = nil }; return pid }) else { return }
+        let session = { TestProcesses.all().filter { $0.session == leader } }
+        guard !session().isEmpty else { return }
         _ = try? Integration.spawnAndWait("/usr/sbin/nginx", ["-p", prefix, "-c", prefix + "/conf/nginx.conf", "-s", "quit"],
                                           outputPath: prefix + "/logs/stop.out")
-        if let text = try? String(contentsOfFile: prefix + "/logs/nginx.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            for _ in 0..<50 where kill(pid, 0) == 0 { usleep(20_000) }
-            kill(pid, SIGKILL)
-        }
+        // The signal went through `-s quit` already; SIGQUIT again only repeats it.
+        TestProcesses.stop(signal: SIGQUIT, session)
     }
 
     deinit { stop() }

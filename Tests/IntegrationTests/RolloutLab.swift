@@ -34,30 +34,29 @@ actor DemoJar {
 /// release's own arguments), so one release can be broken (`--health=down`) while putting the previous one back
 /// still starts it healthy, as with a real bad build.
 final class RolloutLab: Sendable {
-    let directory: String
-    let nginx: PrivateNginx
+    /// The folder, nginx and slots; the lab's state and releases live in the same folder.
+    let site: BlueGreenLab
     let releases: FileReleaseStore
     let state: AppStateStore
     let appName = "demo"
 
-    init(rolling: Bool = false) throws {
-        directory = NSTemporaryDirectory() + "pushdeploy-lab-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory + "/launch", withIntermediateDirectories: true)
-        nginx = try PrivateNginx(prefix: directory + "/nginx", app: "demo", rolling: rolling)
-        releases = FileReleaseStore(stateDirectory: directory)
-        state = AppStateStore(stateDirectory: directory)
+    var directory: String { site.folder }
+    var nginx: PrivateNginx { site.nginx }
+
+    private init(site: BlueGreenLab) throws {
+        self.site = site
+        try FileManager.default.createDirectory(atPath: site.folder + "/launch", withIntermediateDirectories: true)
+        releases = FileReleaseStore(stateDirectory: site.folder)
+        state = AppStateStore(stateDirectory: site.folder)
     }
 
-    /// Runs `body` with a new lab and tears the lab down afterwards, also when `body` throws.
+    /// Runs `body` with a new lab and tears the lab down afterwards, also when `body` throws or an expectation fails.
     static func with(rolling: Bool = false, _ body: (RolloutLab) async throws -> Void) async throws {
-        let lab = try RolloutLab(rolling: rolling)
-        do {
+        try await BlueGreenLab.with("lab", rolling: rolling) { site in
+            let lab = try RolloutLab(site: site)
+            defer { lab.stopInstances() }
             try await body(lab)
-        } catch {
-            await lab.tearDown()
-            throw error
         }
-        await lab.tearDown()
     }
 
     /// Stores the demo jar as release `version` (the version the app reports comes from `-Ddemo.version`);
@@ -100,55 +99,21 @@ final class RolloutLab: Sendable {
         DeploymentProgress.inMemory(Deployment(id: id, app: appName, kind: kind, trigger: Trigger(source: .manual), strategy: app.strategy.name))
     }
 
-    /// `count` different free ports below the ephemeral range, for instances.
+    /// `count` different free ports for instances, none of them nginx's or a slot.
     func ports(_ count: Int) -> [Int] {
-        var ports: [Int] = []
-        while ports.count < count {
-            let port = SupervisorLab.port()
-            if !ports.contains(port) { ports.append(port) }
-        }
-        return ports
+        let taken = [nginx.port, site.slots.blue, site.slots.green]
+        return Array(Integration.freePorts(count + taken.count).filter { !taken.contains($0) }.prefix(count))
     }
 
-    /// Two different free ports for the blue and green slots.
+    /// The lab's blue and green slot ports.
     func slots() -> (blue: Int, green: Int) {
-        let ports = ports(2)
-        return (ports[0], ports[1])
+        site.slots
     }
 
     /// Writes the include file as an operator sets it up before the first deployment (pointing at the first port,
     /// where nothing runs yet) and starts nginx on it.
     func startNginx(for app: AppConfig) throws {
-        let text = try NginxInclude.render([app.ports[0]], app: appName, strategy: app.strategy)
-        try text.write(toFile: nginx.includeFile, atomically: true, encoding: .utf8)
-        try startNginxInForeground()
-    }
-
-    /// Starts the lab's nginx with `daemon off`, without waiting for it to exit.
-    ///
-    /// Foundation's `Process` on Linux learns that a child ended when a socket the child inherited closes; a
-    /// daemonized nginx master keeps that socket, so waiting for the starting `nginx` to exit never ends (nor does
-    /// `PrivateNginx.start()`). In the foreground, nginx is the child itself; `PrivateNginx.stop()` ends it by its pid file.
-    private func startNginxInForeground() throws {
-        let output = nginx.prefix + "/logs/start.log"
-        FileManager.default.createFile(atPath: output, contents: nil)
-        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        defer { try? file.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        process.arguments = ["-p", nginx.prefix, "-c", nginx.prefix + "/conf/nginx.conf", "-g", "daemon off;"]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = file
-        process.standardError = file
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while PortProbe.isFree(nginx.port) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                process.terminate()
-                throw ServerExited(log: "nginx did not start: " + ((try? String(contentsOfFile: output, encoding: .utf8)) ?? ""))
-            }
-            usleep(10_000)
-        }
+        try site.startNginx(routedTo: [app.ports[0]], app: appName, strategy: app.strategy)
     }
 
     /// `state.json` as it is on disk (not the store's cache).
@@ -159,8 +124,7 @@ final class RolloutLab: Sendable {
 
     /// The version nginx serves now, from the demo app's `/` answer (`demo-app <version>`).
     func servedVersion() -> String? {
-        guard let (status, body) = nginx.get(), status == 200 else { return nil }
-        return body.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").dropFirst().first.map(String.init)
+        site.servedVersion()
     }
 
     /// Of `requests` requests through nginx, the answers that did not come from `version` ("none" for a failure or a non-200 answer).
@@ -169,50 +133,24 @@ final class RolloutLab: Sendable {
     }
 
     /// True once `consecutive` requests in a row through nginx come from `version`, polled until `deadline` passes.
-    ///
-    /// After a reload nginx's old workers still take new connections for some tens of milliseconds, so right after a
-    /// switch answers from both releases interleave; one answer from the new release does not mean the old one gets no more.
     func eventuallyServesOnly(_ version: String, consecutive: Int = 12, within deadline: Duration = .seconds(5)) async -> Bool {
-        let end = ContinuousClock.now + deadline
-        var streak = 0
-        while ContinuousClock.now < end {
-            streak = servedVersion() == version ? streak + 1 : 0
-            if streak >= consecutive { return true }
-            if streak == 0 { try? await Task.sleep(for: .milliseconds(20)) }
-        }
-        return false
+        await site.eventuallyServesOnly(version, consecutive: consecutive, within: deadline)
     }
 
     /// The demo versions of this lab's processes that run now (a zombie has no command line and is not counted).
     func runningVersions() -> [String] {
-        labProcesses().compactMap { process in
+        site.processes().compactMap { process in
             process.arguments.first { $0.hasPrefix("-Ddemo.version=") }.map { String($0.dropFirst("-Ddemo.version=".count)) }
         }.sorted()
     }
 
-    /// Every process whose command line names this lab's folder (the demo JVMs, through their argument file).
-    private func labProcesses() -> [(pid: Int32, arguments: [String])] {
-        let own = getpid()
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { entry in
-            guard let pid = Int32(entry), pid != own,
-                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { return nil }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return arguments.contains { $0.contains(directory) } ? (pid, arguments) : nil
-        }
-    }
-
-    /// Stops every instance the state file still lists, anything else started from the lab's folder, nginx, and removes the folder.
-    func tearDown() async {
+    /// Kills the process group of every instance the state file still lists; the site's tear-down takes what else names the folder.
+    private func stopInstances() {
         if let data = FileManager.default.contents(atPath: state.path(app: appName)),
            let state = try? JSONDecoder.pushDeploy.decode(AppState.self, from: data) {
             for entry in state.entries {
                 if let pid = entry.instance.pid { kill(-pid, SIGKILL); kill(pid, SIGKILL) }
             }
         }
-        // A half-started instance the state no longer lists goes too.
-        for process in labProcesses() { kill(-process.pid, SIGKILL); kill(process.pid, SIGKILL) }
-        nginx.stop()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }

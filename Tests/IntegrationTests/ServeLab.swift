@@ -13,29 +13,41 @@ final class ServeLab: Sendable {
         FileManager.default.isExecutableFile(atPath: $0)
     }
 
-    let scratch: String
+    /// The folder, nginx and slots; the server's state, the repository and the token live in the same folder.
+    let site: BlueGreenLab
     let source: String
     let token: String
     let serverPort: Int
-    let slots: (blue: Int, green: Int)
-    let nginx: PrivateNginx
     let configPath: String
     private let server = Mutex<RunningServer?>(nil)
 
+    var scratch: String { site.folder }
+    var slots: (blue: Int, green: Int) { site.slots }
+    var nginx: PrivateNginx { site.nginx }
+
     /// Writes the repository (one commit), the token, the config and nginx's first include (blue), and starts nginx.
+    ///
+    /// Nothing is left behind when it throws; otherwise the test calls ``tearDown()`` (in a `defer`).
     init(watch: String = "0s", runExtra: [String] = [], beforeSwitch: [String]? = nil) throws {
-        scratch = NSTemporaryDirectory() + "pushdeploy-serve-" + UUID().uuidString
-        source = scratch + "/source"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let site = try BlueGreenLab("serve")
+        self.site = site
+        source = site.folder + "/source"
+        token = "lab-token-\(UUID().uuidString)"
+        serverPort = Integration.freePort()
+        configPath = site.folder + "/pushdeploy.yml"
+        do {
+            try prepare(watch: watch, runExtra: runExtra, beforeSwitch: beforeSwitch)
+        } catch {
+            site.tearDown()
+            throw error
+        }
+    }
+
+    private func prepare(watch: String, runExtra: [String], beforeSwitch: [String]?) throws {
         try FileManager.default.copyItem(atPath: Integration.root + "/examples/demo-app", toPath: source)
         try? FileManager.default.removeItem(atPath: source + "/build")
         try? FileManager.default.removeItem(atPath: source + "/.gradle")
-        token = "lab-token-\(UUID().uuidString)"
         try token.write(toFile: scratch + "/token", atomically: true, encoding: .utf8)
-        serverPort = Integration.freePort()
-        slots = (SupervisorLab.port(), SupervisorLab.port())
-        nginx = try PrivateNginx(prefix: scratch + "/nginx", app: "demo", rolling: false)
-        configPath = scratch + "/pushdeploy.yml"
         let quoted = { (list: [String]) in "[" + list.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         let run = ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-jar", "{jar}", "--server.port={port}", "--shutdown-grace=2s"] + runExtra
         let nginxConfig = nginx.nginxConfig
@@ -70,8 +82,7 @@ final class ServeLab: Sendable {
         _ = try git(["add", "-A"])
         _ = try git(["commit", "-q", "-m", "demo app"])
         // nginx needs its include to start; it points at blue until the first deployment switches.
-        try "set $service_url http://127.0.0.1:\(slots.blue);\n".write(toFile: nginxConfig.includeFile, atomically: true, encoding: .utf8)
-        try nginx.start()
+        try site.startNginx(routedTo: [slots.blue], app: "demo", strategy: .blueGreen(blue: slots.blue, green: slots.green))
     }
 
     /// Runs git in the source repository and returns its output, trimmed.
@@ -161,19 +172,17 @@ final class ServeLab: Sendable {
 
     /// The version nginx serves now (`demo-app <version>`), nil when nothing answers 200.
     func servedVersion() -> String? {
-        guard let (status, body) = nginx.get(), status == 200 else { return nil }
-        return body.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").dropFirst().first.map(String.init)
+        site.servedVersion()
     }
 
-    /// Stops the server, every app instance of this lab (recorded or not), and nginx; removes the folder.
+    /// Stops the server and the process group of every app instance it recorded; then the site stops nginx, what
+    /// else names the folder (an instance nobody recorded), and removes the folder.
     func tearDown() {
         killServer()
         for entry in appState().entries {
             if let pid = entry.instance.pid { kill(-pid, SIGKILL) }
         }
-        _ = try? Integration.run("/usr/bin/pkill", ["-KILL", "-f", scratch])
-        nginx.stop()
-        try? FileManager.default.removeItem(atPath: scratch)
+        site.tearDown()
     }
 }
 
