@@ -81,7 +81,7 @@ final class RunningServer: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Integration.executable)
         process.arguments = ["serve", "--config", config, "--port", String(port)]
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log

@@ -170,4 +170,26 @@ struct ConfigLoaderTests {
         #expect(DurationParser.parse("-1s") == nil)
         #expect(DurationParser.parse("") == nil)
     }
+
+    @Test func historyRetentionAndLogCapAreRead() throws {
+        let defaults = try load(yaml(shop)).apps[0]
+        #expect(defaults.keepHistory == 1000)
+        #expect(defaults.logMaxBytes == 10 << 20)
+        let set = try load(yaml(shop + "\n    keep_history: 50\n    deploy_log_max_size: 512KiB")).apps[0]
+        #expect(set.keepHistory == 50)
+        #expect(set.logMaxBytes == 512 << 10)
+        let bad = problems(yaml(shop + "\n    keep_history: 0\n    deploy_log_max_size: lots"))
+        #expect(bad.contains { $0.contains("keep_history") && $0.contains("out of range") }, "\(bad)")
+        #expect(bad.contains { $0.contains("deploy_log_max_size") && $0.contains("bad size") }, "\(bad)")
+    }
+
+    @Test(arguments: [("512", 512), ("64KiB", 64 << 10), ("10MiB", 10 << 20), ("1 GiB", 1 << 30), ("2m", 2 << 20)])
+    func sizesAreParsed(text: String, bytes: Int) {
+        #expect(YAMLReader.parseSize(text) == bytes)
+    }
+
+    @Test(arguments: ["", "MiB", "-1MiB", "1.5MiB", "10 parsecs", "99999999999999999999GiB"])
+    func badSizesAreRefused(text: String) {
+        #expect(YAMLReader.parseSize(text) == nil)
+    }
 }
