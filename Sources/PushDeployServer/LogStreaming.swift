@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import PushDeploy
+import ServiceLifecycle
 
 /// A deployment's log as text; with `follow`, streamed until the deployment finishes.
 enum LogStreaming {
@@ -35,6 +36,11 @@ enum LogStreaming {
                     try await writer.write(ByteBuffer(bytes: chunk.data))
                 }
                 if finished { break }
+                // A stopping server must not wait for the deployment: it is recorded interrupted, the follower told.
+                if Task.isShuttingDownGracefully {
+                    try await writer.write(ByteBuffer(string: "[pushdeploy is shutting down; this deployment is stopped and recorded interrupted]\n"))
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
             try await writer.finish(nil)

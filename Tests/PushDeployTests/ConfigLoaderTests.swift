@@ -192,4 +192,11 @@ struct ConfigLoaderTests {
     func badSizesAreRefused(text: String) {
         #expect(YAMLReader.parseSize(text) == nil)
     }
+
+    @Test func rollingWithOneInstanceIsRefusedWithTheReason() {
+        let one = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: rolling")
+            .replacingOccurrences(of: "slots: { blue: 8081, green: 8082 }", with: "instances: [8081]")
+        let found = problems(yaml(one))
+        #expect(found.contains { $0.contains("instances") && $0.contains("at least two") }, "\(found)")
+    }
 }

@@ -83,6 +83,8 @@ public struct RepositoryConfig: Sendable {
     public var username: String?
     /// An https token (a personal access token), from a file or the environment.
     public var token: Secret?
+    /// The longest a fetch may take (`repository.timeout`), a silent remote included.
+    public var timeout: Duration = .seconds(120)
 
     public init(url: String, branch: String = "main", sshKey: String? = nil, knownHosts: String? = nil,
                 insecureIgnoreHostKey: Bool = false, username: String? = nil, token: Secret? = nil) {

@@ -125,6 +125,7 @@ private struct Parser {
     private func repository(_ node: Node, _ path: String) -> RepositoryConfig? {
         let map = reader.mapping(node, path, allowed: [
             "url", "branch", "ssh_key", "known_hosts", "insecure_ignore_host_key", "username", "token_file", "token_env",
+            "timeout",
         ])
         guard let map, let url = reader.string(map, "url", path, required: true) else { return nil }
         let branch = reader.string(map, "branch", path) ?? "main"
@@ -139,9 +140,11 @@ private struct Parser {
                            "an ssh url needs a known_hosts file to check the host key (or insecure_ignore_host_key: true)")
         }
         let token = secret(map, fileKey: "token_file", envKey: "token_env", path: path)
-        return RepositoryConfig(url: Self.isRemote(url) ? url : resolve(url), branch: branch, sshKey: sshKey,
-                                knownHosts: knownHosts, insecureIgnoreHostKey: insecure,
-                                username: reader.string(map, "username", path), token: token)
+        var repository = RepositoryConfig(url: Self.isRemote(url) ? url : resolve(url), branch: branch, sshKey: sshKey,
+                                          knownHosts: knownHosts, insecureIgnoreHostKey: insecure,
+                                          username: reader.string(map, "username", path), token: token)
+        if let timeout = reader.duration(map, "timeout", path) { repository.timeout = timeout }
+        return repository
     }
 
     private func webhooks(_ node: Node, _ path: String) -> WebhookSecrets {
@@ -280,6 +283,12 @@ private struct Parser {
                     reader.problem("\(path).instances", item, "port \(port) is listed twice")
                 }
                 ports.append(port)
+            }
+            if ports.count == 1 {
+                // Replacing the only instance would leave nothing serving while it restarts.
+                reader.problem("\(path).instances", node, "rolling replaces one instance at a time and needs at least two "
+                               + "(with one, every deployment is an outage); use strategy: blue-green with two slots, or add a port")
+                return nil
             }
             return ports.isEmpty ? nil : .rolling(instances: ports)
         default:

@@ -91,9 +91,16 @@ public actor DeployQueue {
         }
         let replaced = pendingRollback
         pendingRollback = deployment
-        if let current = running, current.kind == .deploy, !current.phase.hasSwitchedTraffic, cancelReasons[current.id] == nil {
-            cancelReasons[current.id] = (.cancelled, "cancelled by rollback \(deployment.id)")
-            current.task?.cancel()
+        if let current = running, current.kind == .deploy, cancelReasons[current.id] == nil {
+            if !current.phase.hasSwitchedTraffic {
+                cancelReasons[current.id] = (.cancelled, "cancelled by rollback \(deployment.id)")
+                current.task?.cancel()
+            } else if current.phase == .switching || current.phase == .watching {
+                // Past the switch the rollback takes the release back: the watch is cut short (a switch in flight
+                // finishes first), so the rollback starts at once rather than after the whole window.
+                cancelReasons[current.id] = (.rolledBack, "rolled back by deployment \(deployment.id) during \(current.phase.rawValue)")
+                if current.phase == .watching { current.task?.cancel() }
+            }
         }
         if let replaced {
             let rollbackID = deployment.id
@@ -176,7 +183,7 @@ public actor DeployQueue {
     }
 
     private func enter(_ id: Int, _ phase: DeploymentStatus) async throws {
-        if phase == .switching, cancelReasons[id] != nil { throw CancellationError() }
+        if phase == .switching || phase == .watching, cancelReasons[id] != nil { throw CancellationError() }
         if running?.id == id { running?.phase = phase }
         try await history.update(app: app.name, id: id) { $0.enter(phase) }
     }

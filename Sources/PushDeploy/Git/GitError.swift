@@ -19,6 +19,8 @@ public struct GitError: Error, Sendable, Equatable, CustomStringConvertible {
         case branchNotFound
         /// The checkout folder exists but is not usable.
         case invalidCheckout
+        /// The remote did not answer within `repository.timeout`.
+        case timedOut
     }
 
     /// What kind of failure this is.

@@ -14,7 +14,7 @@ public struct GitSourceFetcher: SourceFetcher {
     /// Clones or fetches, then force-checks-out the requested commit (or the branch head), on a git thread.
     public func fetch(_ request: FetchRequest, log: any DeploymentLog) async throws -> FetchedSource {
         let attempts = maxAuthAttempts
-        return try await GitWorker.run { cancellation in
+        return try await GitWorker.run(timeout: request.repository.timeout) { cancellation in
             try GitCheckoutJob(request: request, log: log, cancellation: cancellation, maxAuthAttempts: attempts).run()
         }
     }

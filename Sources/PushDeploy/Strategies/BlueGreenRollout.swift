@@ -46,7 +46,7 @@ public struct BlueGreenRollout: Rollout {
 
         if progress.kind == .deploy, app.watch > .zero {
             try await progress.enter(.watching)
-            if let reason = await watch(instance, app: app, log: log) {
+            if let reason = try await watch(instance, app: app, log: log) {
                 return try await flipBack(from: instance, to: live, app: app, reason: reason, log: log)
             }
         }
@@ -85,12 +85,13 @@ public struct BlueGreenRollout: Rollout {
     }
 
     /// Polls the new instance through the watch window; returns why it turned bad, or nil when it stayed healthy.
-    private func watch(_ instance: Instance, app: AppConfig, log: any DeploymentLog) async -> String? {
+    /// Cancelling (a rollback, a shutdown) ends the watch at once with `CancellationError`; traffic stays where it is.
+    private func watch(_ instance: Instance, app: AppConfig, log: any DeploymentLog) async throws -> String? {
         let deadline = ContinuousClock.now + app.watch
         var failures = 0
         log.line("watching \(instance.version) for \(DurationParser.format(app.watch))")
         while ContinuousClock.now < deadline {
-            if Task.isCancelled { return nil }
+            try Task.checkCancellation()
             if await !parts.supervisor.isRunning(instance) {
                 return "the new release exited during the watch window"
             }
@@ -101,7 +102,7 @@ public struct BlueGreenRollout: Rollout {
                 // One slow answer is not a verdict; three in a row are.
                 if failures >= 3 { return "the new release turned unhealthy during the watch window" }
             }
-            try? await Task.sleep(for: app.health.interval)
+            try await Task.sleep(for: min(app.health.interval, max(deadline - ContinuousClock.now, .zero)))
         }
         return nil
     }
