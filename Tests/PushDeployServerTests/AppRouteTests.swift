@@ -111,7 +111,14 @@ struct AppRouteTests {
             let record = try #require(try await fixture.service.history.deployment(app: "shop", id: id))
             #expect(record.kind == .rollback)
             #expect(record.rollbackTo == "1.0.0-2026")
-            #expect(try await fixture.service.history.deployment(app: "shop", id: 1)?.status == .cancelled)
+            // The running deployment is cancelled by the rollback; its record says so once its task has ended.
+            var first = try await fixture.service.history.deployment(app: "shop", id: 1)
+            for _ in 0..<100 where first?.status != .cancelled {
+                try await Task.sleep(for: .milliseconds(20))
+                first = try await fixture.service.history.deployment(app: "shop", id: 1)
+            }
+            #expect(first?.status == .cancelled)
+            #expect(first?.error == "cancelled by rollback \(id)")
         }
     }
 
