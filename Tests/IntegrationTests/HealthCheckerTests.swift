@@ -119,21 +119,6 @@ struct HealthCheckerTests {
             try await HTTPProbe.get(host: "localhost", port: closed, path: "/", timeout: .seconds(1))
         }
     }
-
-    @Test("answers framed by Content-Length, by chunks or by the end of the connection")
-    func responseParsing() throws {
-        func parse(_ text: String, closed: Bool = false) throws -> ProbeAnswer? {
-            try HTTPResponseParser.parse(Array(text.utf8), closed: closed) { HealthError.request(url: "u", reason: $0) }
-        }
-        #expect(try parse("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"UP\"}") == ProbeAnswer(status: 200, body: "{\"status\":\"UP\"}"))
-        #expect(try parse("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"sta") == nil)
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"sta\r\na;ext=1\r\ntus\":\"UP\"}\r\n0\r\n\r\n"
-        #expect(try parse(chunked) == ProbeAnswer(status: 200, body: "{\"status\":\"UP\"}"))
-        #expect(try parse(String(chunked.dropLast(5))) == nil)
-        #expect(try parse("HTTP/1.0 503 Service Unavailable\r\n\r\nDOWN", closed: true) == ProbeAnswer(status: 503, body: "DOWN"))
-        #expect(try parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n") == ProbeAnswer(status: 204, body: ""))
-        #expect(throws: HealthError.self) { try parse("SSH-2.0-OpenSSH\r\n\r\n") }
-    }
 }
 
 /// The in-memory doubles the strategy tests use.

@@ -76,18 +76,6 @@ struct NginxIncludeTests {
         #expect(!NginxTrafficSwitch.body("demo-app 2.0", names: "1.0"))
     }
 
-    @Test("the probe's parser reads status and body, plain, sized and chunked")
-    func probeParsing() {
-        func parse(_ text: String) -> NginxProbe.Outcome { NginxProbe.parse(Array(text.utf8)) }
-        #expect(parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ndemo-app 1.2\n") == .answered(status: 200, body: "demo-app 1.2\n"))
-        #expect(parse("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdEXTRA") == .answered(status: 200, body: "abcd"))
-        #expect(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndemo-\r\n7;x=y\r\napp 1.2\r\n0\r\n\r\n")
-            == .answered(status: 200, body: "demo-app 1.2"))
-        #expect(parse("HTTP/1.1 502 Bad Gateway\r\n\r\n<html>bad</html>") == .answered(status: 502, body: "<html>bad</html>"))
-        #expect(parse("") == .failed("the connection closed without an answer"))
-        #expect(parse("SSH-2.0-OpenSSH\r\n\r\n") == .failed("not an HTTP answer: SSH-2.0-OpenSSH"))
-    }
-
     @Test("verify URLs: http only, port 80 by default, path and query kept")
     func verifyTargets() throws {
         let plain = try NginxProbe.Target(url: "http://127.0.0.1/")

@@ -1,9 +1,8 @@
 import Foundation
 
-/// Talks to a running pushdeploy server for the CLI, over plain HTTP (what `serve` listens on).
+/// Talks to a running pushdeploy server for the CLI, over `http://` (what `serve` listens on) or `https://` (a TLS proxy in front).
 ///
-/// It uses the same small socket client as the health checks rather than URLSession: linking URLSession brings
-/// libcurl and its TLS stack into every pushdeploy process, the server's included (3.7 MB of resident memory).
+/// It goes through ``HTTPProbe``, the one HTTP client of the process, with a larger cap on the answer.
 public struct PushDeployClient: Sendable {
     public var baseURL: URL
     public var token: Secret?
@@ -17,13 +16,11 @@ public struct PushDeployClient: Sendable {
 
     /// Sends a request and returns the status and body; a server error becomes a ``ClientError`` with its message.
     public func send(_ method: String, _ path: String, json: [String: String]? = nil) async throws -> (status: Int, body: Data) {
-        guard let url = URL(string: path, relativeTo: baseURL)?.absoluteURL,
-              let parts = URLComponents(url: url, resolvingAgainstBaseURL: false) else {
+        guard let url = URL(string: path, relativeTo: baseURL)?.absoluteURL else {
             throw ClientError(message: "bad path \(path)")
         }
-        guard parts.scheme?.lowercased() == "http", let host = parts.host, !host.isEmpty else {
-            throw ClientError(message: "\(baseURL.absoluteString) is not an http:// URL (pushdeploy serves plain HTTP; "
-                + "use its listen address, or curl for a TLS proxy in front of it)")
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host?.isEmpty == false else {
+            throw ClientError(message: "\(baseURL.absoluteString) is not an http:// or https:// URL (use pushdeploy's listen address)")
         }
         var headers: [String: String] = [:]
         if let token { headers["Authorization"] = "Bearer \(token.text)" }
@@ -32,18 +29,19 @@ public struct PushDeployClient: Sendable {
             headers["Content-Type"] = "application/json"
             body = Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
         }
-        let target = (parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath)
-            + (parts.percentEncodedQuery.map { "?" + $0 } ?? "")
-        let status: Int
-        let data: Data
+        let answer: HTTPProbe.Answer
         do {
-            let answer = try await HTTPProbe.send(method, host: host, port: parts.port ?? 80, path: target, timeout: .seconds(30),
-                                                  headers: headers, body: body, bodyLimit: Self.answerLimit)
-            (status, data) = (answer.status, Data(answer.body.utf8))
+            answer = try await HTTPProbe.send(method, url: url.absoluteString, timeout: .seconds(30), headers: headers, body: body,
+                                              bodyLimit: Self.answerLimit)
         } catch let error as HealthError {
             guard case let .request(_, reason) = error else { throw error }
             throw ClientError(message: "cannot reach pushdeploy at \(baseURL.absoluteString): \(reason)")
         }
+        guard !answer.cut else {
+            throw ClientError(message: "\(method) \(path): the answer is larger than \(Self.answerLimit >> 20) MiB, more than the CLI reads",
+                              status: answer.status)
+        }
+        let (status, data) = (answer.status, Data(answer.body))
         guard (200..<300).contains(status) else {
             let reason = (try? JSONDecoder().decode(ServerError.self, from: data))
             var message = reason?.error ?? String(decoding: data.prefix(300), as: UTF8.self)

@@ -83,7 +83,7 @@ public struct HTTPHealthChecker: HealthChecker {
     }
 
     private func url(port: Int, health: HealthConfig) -> String {
-        ProbeRequest(host: host, port: port, path: health.path, headers: [:]).url
+        HTTPProbe.url(host: host, port: port, path: health.path)
     }
 
     private func expectation(_ health: HealthConfig) -> String {
