@@ -125,7 +125,9 @@ final class NginxLoad: Sendable {
     private func once(port: Int) async {
         do {
             let (status, body) = try await HTTPProbe.get(host: "127.0.0.1", port: port, path: "/", timeout: .seconds(5))
-            let version = body.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").dropFirst().first.map(String.init)
+            let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+            // The demo app answers `demo-app <version>`; an app that names no version is counted under its text.
+            let version = text.hasPrefix("demo-app ") ? text.split(separator: " ").dropFirst().first.map(String.init) : (text.isEmpty ? nil : text)
             counts.withLock { tally in
                 tally.answered += 1
                 if status == 200, let version {

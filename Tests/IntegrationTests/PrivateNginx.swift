@@ -42,6 +42,7 @@ final class PrivateNginx: Sendable {
                     proxy_http_version 1.1;
                     proxy_set_header Connection "";
                     proxy_next_upstream error timeout http_502 http_503;
+                    add_header X-Pushdeploy-Upstream $upstream_addr always;
                     \(proxy)
                 }
             }

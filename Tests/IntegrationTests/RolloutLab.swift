@@ -28,6 +28,27 @@ actor DemoJar {
     }
 }
 
+/// Builds `Fixtures/fixed-app` once per test run with javac and jar: an app whose every answer is the same text.
+actor FixedJar {
+    static let shared = FixedJar()
+    private var built: String?
+
+    func path() throws -> String {
+        if let built { return built }
+        let folder = NSTemporaryDirectory() + "pushdeploy-fixed-jar-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder + "/classes", withIntermediateDirectories: true)
+        let source = Integration.root + "/Tests/IntegrationTests/Fixtures/fixed-app/FixedApp.java"
+        let (compiled, compileOutput) = try Integration.run("/usr/bin/javac", ["-d", folder + "/classes", source], in: folder)
+        guard compiled == 0 else { throw ServerExited(log: "javac FixedApp.java failed: \(compileOutput)") }
+        let jar = folder + "/fixed-app.jar"
+        let (packed, packOutput) = try Integration.run("/usr/bin/jar", ["--create", "--file", jar, "--main-class", "FixedApp", "-C", folder + "/classes", "."],
+                                                       in: folder)
+        guard packed == 0 else { throw ServerExited(log: "jar failed: \(packOutput)") }
+        built = jar
+        return jar
+    }
+}
+
 /// A state folder, a private nginx and stored releases of the demo app: what a rollout test needs, all cleaned up.
 ///
 /// Each release is launched through a Java argument file, `launch/<version>.args` (`-jar <stored jar>` and the
@@ -68,6 +89,18 @@ final class RolloutLab: Sendable {
         try releases.store(release, jarAt: jar)
         // One argument a line, quoted: the java launcher splits argument files at white space.
         let lines = (["-jar", releases.jarPath(app: appName, version: version)] + arguments).map { "\"\($0)\"" }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(directory)/launch/\(version).args", atomically: true, encoding: .utf8)
+        return release
+    }
+
+    /// Stores the fixed-text app's jar as release `version`: nothing it answers names the version.
+    func fixedRelease(_ version: String) async throws -> Release {
+        let jar = try await FixedJar.shared.path()
+        let release = Release(app: appName, version: version, commit: String(repeating: "f", count: 40), builtAt: Date(), buildSeconds: 1,
+                              sha256: "test")
+        _ = try releases.reserve(app: appName, version: version)
+        try releases.store(release, jarAt: jar)
+        let lines = ["-jar", releases.jarPath(app: appName, version: version)].map { "\"\($0)\"" }
         try (lines.joined(separator: "\n") + "\n").write(toFile: "\(directory)/launch/\(version).args", atomically: true, encoding: .utf8)
         return release
     }

@@ -75,11 +75,56 @@ struct TrafficSwitchOrderTests {
             try await lab.traffic(answers: answers, confirmTimeout: .milliseconds(600))
                 .route(to: [8082], app: lab.app, expectVersion: "2.0", log: lab.log)
         }
-        #expect(error == .notConfirmed(url: "http://127.0.0.1:8000/", expected: "release 2.0", waited: .milliseconds(600),
-                                       lastAnswer: "200 \"demo-app 1.0\""))
+        guard case let .notConfirmed(url, expected, waited, lastAnswer) = error else {
+            Issue.record("not a confirmation failure: \(String(describing: error))")
+            return
+        }
+        #expect(url == "http://127.0.0.1:8000/")
+        #expect(expected.hasPrefix("a page naming release 2.0 (nginx sent no X-Pushdeploy-Upstream header"))
+        #expect(waited == .milliseconds(600))
+        #expect(lastAnswer == "200 \"demo-app 1.0\"")
         #expect(await answers.targets.count >= 2)  // it polled again rather than give up on the first answer
         #expect(lab.include == old)
         #expect(await lab.runner.commands.map(\.arguments) == [Self.test, Self.reload, Self.reload])
+    }
+
+    @Test("with X-Pushdeploy-Upstream the new port proves the switch, whatever the page says")
+    func theUpstreamHeaderProvesTheSwitch() async throws {
+        let lab = SwitchLab(old: "set $service_url http://127.0.0.1:8081;\n")
+        let calls = Mutex(0)
+        // An old worker answers from 8081 twice, then the new configuration from 8082; the page never changes.
+        let answers = ScriptedAnswers { _ in
+            let call = calls.withLock { $0 += 1; return $0 }
+            return .answered(status: 200, body: #"{"status":"UP"}"#, upstream: call <= 2 ? "127.0.0.1:8081" : "127.0.0.1:8082")
+        }
+        try await lab.traffic(answers: answers).route(to: [8082], app: lab.app, expectVersion: "2.0", log: lab.log)
+        #expect(await answers.targets.count == 3)
+        #expect(lab.include?.contains("127.0.0.1:8082") == true)
+    }
+
+    @Test("an answer from the old port, or nginx's own 502 naming the new one, proves nothing")
+    func theOldPortOrA502IsNoProof() async throws {
+        for outcome in [NginxProbe.Outcome.answered(status: 200, body: "demo-app 2.0", upstream: "127.0.0.1:8081"),
+                        .answered(status: 502, body: "bad gateway", upstream: "127.0.0.1:8082")] {
+            let old = "set $service_url http://127.0.0.1:8081;\n"
+            let lab = SwitchLab(old: old)
+            let error = await #expect(throws: TrafficError.self) {
+                try await lab.traffic(answers: ScriptedAnswers { _ in outcome }, confirmTimeout: .milliseconds(300))
+                    .route(to: [8082], app: lab.app, expectVersion: "2.0", log: lab.log)
+            }
+            guard case let .notConfirmed(_, expected, _, _) = error else {
+                Issue.record("not a confirmation failure: \(String(describing: error))")
+                continue
+            }
+            #expect(expected == "an answer from port 8082 in X-Pushdeploy-Upstream")
+            #expect(lab.include == old)
+        }
+    }
+
+    @Test(arguments: [("127.0.0.1:8082", 8082), ("127.0.0.1:8081, 127.0.0.1:8083", 8083), ("127.0.0.1:8081 : 127.0.0.1:8084", 8084),
+                      ("[::1]:8085", 8085), ("unix:/tmp/x", nil), ("", nil)])
+    func theAnsweringPortIsTheLastTried(upstream: String, port: Int?) {
+        #expect(NginxTrafficSwitch.answeringPort(upstream) == port)
     }
 
     @Test("when putting the old file back fails too, the error says so")

@@ -105,6 +105,8 @@ public struct DemoSetup: Sendable {
                 location / {
                     proxy_http_version 1.1;
                     proxy_set_header Connection "";
+                    # The backend that answered: how pushdeploy proves a switch, whatever the app's pages say.
+                    add_header X-Pushdeploy-Upstream $upstream_addr always;
                     proxy_pass $service_url;
                 }
             }

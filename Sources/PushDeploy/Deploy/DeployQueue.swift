@@ -18,6 +18,9 @@ public actor DeployQueue {
     private var cancelReasons: [Int: (status: DeploymentStatus, reason: String)] = [:]
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var isShutDown = false
+    /// Supervision is repairing an instance: a deployment waits before it starts one of its own.
+    private var repairing = false
+    private var repairWaiters: [CheckedContinuation<Void, Never>] = []
 
     private struct Running {
         var id: Int
@@ -112,6 +115,21 @@ public actor DeployQueue {
         return deployment
     }
 
+    /// Runs `repair` while no deployment is touching instances, and holds any deployment at `starting` until it ends.
+    /// Returns nil, running nothing, when a deployment is past its build or another repair runs: ask again later.
+    public func whileInstancesAreFree<T: Sendable>(_ repair: @Sendable () async throws -> T) async rethrows -> T? {
+        if repairing || isShutDown { return nil }
+        if let current = running, ![.queued, .fetching, .building].contains(current.phase) { return nil }
+        repairing = true
+        defer {
+            repairing = false
+            let waiters = repairWaiters
+            repairWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
+        return try await repair()
+    }
+
     /// What runs and what waits.
     public func snapshot() -> QueueSnapshot {
         QueueSnapshot(running: running.map { QueueSnapshot.Entry(id: $0.id, kind: $0.kind, phase: $0.phase) },
@@ -183,6 +201,9 @@ public actor DeployQueue {
     }
 
     private func enter(_ id: Int, _ phase: DeploymentStatus) async throws {
+        while phase == .starting, repairing {
+            await withCheckedContinuation { repairWaiters.append($0) }
+        }
         if phase == .switching || phase == .watching, cancelReasons[id] != nil { throw CancellationError() }
         if running?.id == id { running?.phase = phase }
         try await history.update(app: app.name, id: id) { $0.enter(phase) }

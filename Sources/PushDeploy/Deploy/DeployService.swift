@@ -8,21 +8,25 @@ public struct DeployService: Sendable {
     public let rollbackTargets: HistoryRollbackTargets?
     /// Makes the recorded instances agree with what runs and what nginx routes to; nil in tests that run none.
     public let reconciler: InstanceReconciler?
+    /// Keeps the live and warm instances serving after a deployment; nil in tests that run none.
+    public let supervision: InstanceSupervision?
     private let queues: [String: DeployQueue]
 
-    /// Makes the queues; call ``open()`` before taking requests.
+    /// Makes the queues; call ``open()`` before taking requests. `parts`: the instances, nginx and state the
+    /// service reconciles at start-up and supervises afterwards.
     public init(config: Config, history: (any DeploymentHistory)? = nil, runner: any DeploymentRunner,
-                rollbackTargets: HistoryRollbackTargets? = nil, reconciler: InstanceReconciler? = nil) {
+                rollbackTargets: HistoryRollbackTargets? = nil, parts: RolloutParts? = nil) {
         self.config = config
         let history = history ?? FileDeploymentHistory(stateDirectory: config.stateDirectory)
         self.history = history
         self.rollbackTargets = rollbackTargets
-        self.reconciler = reconciler
+        self.reconciler = parts.map(InstanceReconciler.init)
         var queues: [String: DeployQueue] = [:]
         for app in config.apps {
             queues[app.name] = DeployQueue(app: app, history: history, runner: runner)
         }
         self.queues = queues
+        supervision = parts.map { InstanceSupervision(apps: config.apps, parts: $0, history: history, queues: queues) }
     }
 
     /// The production service for `config`: history files, libgit2, Gradle, detached instances or systemd, nginx.
@@ -31,8 +35,7 @@ public struct DeployService: Sendable {
         let history = FileDeploymentHistory(stateDirectory: config.stateDirectory)
         let parts = RolloutParts.standard(config: config, releases: FileReleaseStore(stateDirectory: config.stateDirectory))
         let deployer = Deployer.standard(config: config, history: history, parts: parts)
-        return DeployService(config: config, history: history, runner: deployer, rollbackTargets: deployer.rollbackTargets,
-                             reconciler: InstanceReconciler(parts: parts))
+        return DeployService(config: config, history: history, runner: deployer, rollbackTargets: deployer.rollbackTargets, parts: parts)
     }
 
     /// Reads the history and closes what a previous run left unfinished as `interrupted`.
@@ -80,12 +83,18 @@ public struct DeployService: Sendable {
         let liveVersion = instances?.liveVersion ?? summaries.liveVersion
         let succeeded = summaries.filter { $0.status == .succeeded }
         let live = succeeded.last { $0.version == liveVersion } ?? succeeded.last
+        // A recorded instance whose process is gone is reported `down`, never by its recorded role.
+        var slots: [AppStatus.Slot] = []
+        for entry in instances?.entries ?? [] {
+            let running = await reconciler?.parts.supervisor.isRunning(entry.instance) ?? true
+            slots.append(AppStatus.Slot(port: entry.instance.port, slot: entry.instance.slot, role: running ? entry.role.rawValue : "down",
+                                        version: entry.instance.version, pid: entry.instance.pid, restarts: entry.restarts ?? 0))
+        }
         var lastDeployment: Deployment?
         if let newest = summaries.last { lastDeployment = try await history.deployment(app: app, id: newest.id) }
         return AppStatus(app: app, strategy: queue.app.strategy.name,
                          live: live.map { AppStatus.Live(version: liveVersion ?? $0.version, commit: $0.commit, deployment: $0.id, since: $0.finishedAt) },
-                         instances: instances?.entries.map { AppStatus.Slot(port: $0.instance.port, slot: $0.instance.slot, role: $0.role.rawValue,
-                                                                            version: $0.instance.version, pid: $0.instance.pid) } ?? [],
+                         instances: slots,
                          rollbackCandidates: await rollbackTargets?.candidates(app: app).map(\.version) ?? [],
                          queue: await queue.snapshot(), lastDeployment: lastDeployment)
     }
@@ -116,10 +125,12 @@ public struct AppStatus: Sendable, Codable, Equatable {
     public struct Slot: Sendable, Codable, Equatable {
         public var port: Int
         public var slot: String
-        /// `live`, `warm` or `starting`.
+        /// `live`, `warm` or `starting`; `down` when its process is gone.
         public var role: String
         public var version: String
         public var pid: Int32?
+        /// Restarts by supervision since a deployment put it there.
+        public var restarts: Int = 0
     }
 
     public var app: String

@@ -76,6 +76,9 @@ public struct Deployer: DeploymentRunner {
             }
             progress.log.line("rolling back to \(release.version) (commit \(release.commit.prefix(12)))")
             return try await rollout.rollOut(release, app: app, progress: progress)
+        case .restart:
+            // Supervision records its restarts itself; one is never queued.
+            throw DeployError.notAvailable(step: "queueing a restart")
         }
     }
 }

@@ -22,6 +22,8 @@ public enum HTTPProbe {
         public var body: [UInt8]
         /// True when the body went on past the limit and was cut there.
         public var cut: Bool
+        /// The answer's headers, names in lowercase (the last one of a repeated name).
+        public var headers: [String: String] = [:]
     }
 
     /// Held for the life of the process, so it is never shut down (AsyncHTTPClient asks that only of a client that deinits).
@@ -90,8 +92,10 @@ public enum HTTPProbe {
             if part.readableBytes > room { cut = true; break }
         }
         try Task.checkCancellation()
+        var headers: [String: String] = [:]
+        for (name, value) in response.headers { headers[name.lowercased()] = value }
         return Answer(status: Int(response.status.code), body: received.getBytes(at: received.readerIndex, length: received.readableBytes) ?? [],
-                      cut: cut)
+                      cut: cut, headers: headers)
     }
 
     /// `http://host:port/path`, an IPv6 address in brackets.

@@ -23,14 +23,18 @@ public enum DeploymentStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// Whether a deployment ships new code or goes back to a stored release.
+/// Whether a deployment ships new code, goes back to a stored release, or brings a crashed or hung instance back.
 public enum DeploymentKind: String, Codable, Sendable {
     case deploy, rollback
+    /// Supervision restarted the same release on the same port (or flipped to the warm one: then `rollback`).
+    case restart
 }
 
 /// Who or what asked for a deployment.
 public enum TriggerSource: String, Codable, Sendable, CaseIterable {
     case github, gitea, gitlab, travis, manual
+    /// pushdeploy itself, watching the live release: a restart or an automatic rollback.
+    case supervisor
 }
 
 /// What started a deployment: the sender and what it said. Never passed to a shell.

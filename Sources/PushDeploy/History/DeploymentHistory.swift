@@ -109,13 +109,14 @@ public struct DeploymentSummary: Codable, Sendable, Equatable {
 
 extension Array where Element == DeploymentSummary {
     /// The release nginx serves as far as the history knows: the version of the last deployment that succeeded.
+    /// A restart brings back what ran, so it never names the live release.
     public var liveVersion: String? {
-        last { $0.status == .succeeded && $0.version != nil }?.version
+        last { $0.status == .succeeded && $0.kind != .restart && $0.version != nil }?.version
     }
 
     /// The newest successful release other than `live`: where a rollback goes by default.
     public func rollbackVersion(live: String?) -> String? {
-        last { $0.status == .succeeded && $0.version != nil && $0.version != live }?.version
+        last { $0.status == .succeeded && $0.kind != .restart && $0.version != nil && $0.version != live }?.version
     }
 }
 

@@ -16,10 +16,13 @@ public struct AppState: Codable, Sendable, Equatable {
     public struct Entry: Codable, Sendable, Equatable {
         public var instance: Instance
         public var role: Role
+        /// How many times supervision restarted the release on this port since a deployment put it there.
+        public var restarts: Int?
 
-        public init(_ instance: Instance, role: Role) {
+        public init(_ instance: Instance, role: Role, restarts: Int? = nil) {
             self.instance = instance
             self.role = role
+            self.restarts = restarts
         }
     }
 
@@ -44,9 +47,11 @@ public struct AppState: Codable, Sendable, Equatable {
     public func entry(port: Int) -> Entry? { entries.first { $0.instance.port == port } }
 
     /// Puts `instance` in `role`, replacing whatever was recorded on its port.
-    public mutating func set(_ instance: Instance, role: Role) {
+    /// `restarts` nil keeps the count of the same instance already there.
+    public mutating func set(_ instance: Instance, role: Role, restarts: Int? = nil) {
+        let kept = entry(port: instance.port).flatMap { $0.instance == instance ? $0.restarts : nil }
         entries.removeAll { $0.instance.port == instance.port }
-        entries.append(Entry(instance, role: role))
+        entries.append(Entry(instance, role: role, restarts: restarts ?? kept))
         entries.sort { $0.instance.port < $1.instance.port }
     }
 

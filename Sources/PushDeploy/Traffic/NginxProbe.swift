@@ -42,17 +42,22 @@ struct NginxProbe: Sendable {
         var description: String { "http://\(hostHeader)\(path)" }
     }
 
+    /// The header the app's nginx location adds with `add_header X-Pushdeploy-Upstream $upstream_addr always;`:
+    /// the backend that answered, which proves routing whatever the app's pages say.
+    static let upstreamHeader = "x-pushdeploy-upstream"
+
     /// What one request came back with.
     enum Outcome: Sendable, Equatable {
-        case answered(status: Int, body: String)
+        /// `upstream`: the `X-Pushdeploy-Upstream` header, nil when nginx sent none.
+        case answered(status: Int, body: String, upstream: String? = nil)
         case failed(String)
 
         /// A short form for a log line or an error: `200 "demo-app 1.2"`, `connection refused`.
         var summary: String {
             switch self {
-            case let .answered(status, body):
+            case let .answered(status, body, upstream):
                 let flat = body.split(whereSeparator: \.isNewline).joined(separator: " ").trimmingCharacters(in: .whitespaces)
-                return "\(status) \"\(flat.count > 120 ? flat.prefix(120) + "…" : flat)\""
+                return "\(status) \"\(flat.count > 120 ? flat.prefix(120) + "…" : flat)\"" + (upstream.map { " from \($0)" } ?? "")
             case let .failed(reason):
                 return reason
             }
@@ -63,7 +68,8 @@ struct NginxProbe: Sendable {
     static func get(_ target: Target, timeout: Duration) async -> Outcome {
         do {
             let answer = try await HTTPProbe.send("GET", url: target.description, timeout: timeout)
-            return .answered(status: answer.status, body: String(decoding: answer.body, as: UTF8.self))
+            return .answered(status: answer.status, body: String(decoding: answer.body, as: UTF8.self),
+                             upstream: answer.headers[upstreamHeader])
         } catch let HealthError.request(_, reason) {
             return .failed(reason)
         } catch {

@@ -68,7 +68,8 @@ public struct NginxTrafficSwitch: TrafficSwitch {
             reloadAttempted = true
             let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
-            let confirmed = try await confirm(confirmation, expectVersion: expectVersion, log: log)
+            let before = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) } ?? []
+            let confirmed = try await confirm(confirmation, ports: ports, before: before, expectVersion: expectVersion, log: log)
             let switched = ContinuousClock.now - started
             // Until the retired workers are gone, one of them may still send a request to the old backend.
             let drainStarted = ContinuousClock.now
@@ -165,22 +166,45 @@ extension NginxTrafficSwitch {
     }
 
     /// Polls until the answers come from the new release; returns how long that took after the reload.
-    private func confirm(_ confirmation: Confirmation, expectVersion: String?, log: any DeploymentLog) async throws -> Duration {
+    ///
+    /// Through nginx, the proof is the `X-Pushdeploy-Upstream` header (`$upstream_addr`) naming a port that only the
+    /// new configuration routes to (any port of the new set when none is new): that works for any app, whatever its
+    /// pages say. A site without the header is checked the old way, by the release's version in the page.
+    private func confirm(_ confirmation: Confirmation, ports: [Int], before: [Int], expectVersion: String?,
+                         log: any DeploymentLog) async throws -> Duration {
         let started = ContinuousClock.now
         let deadline = started + confirmTimeout
         switch confirmation {
         case let .throughNginx(target):
-            let expected = expectVersion.map { "release \($0)" } ?? "any release (a 2xx answer)"
-            try await poll(target, until: deadline, expected: expected) { outcome in
-                guard case let .answered(status, body) = outcome, (200..<300).contains(status) else { return false }
-                return expectVersion.map { Self.body(body, names: $0) } ?? true
+            let added = Set(ports).subtracting(before)
+            let wanted = added.isEmpty ? Set(ports) : added
+            let portList = wanted.sorted().map(String.init).joined(separator: " or ")
+            var sawHeader = false
+            do {
+                try await poll(target, until: deadline, expected: "an answer from port \(portList) in X-Pushdeploy-Upstream") { outcome in
+                    guard case let .answered(status, body, upstream) = outcome else { return false }
+                    if let upstream {
+                        sawHeader = true
+                        // nginx's own 502 and 504 also name the backend it tried: they prove nothing.
+                        guard status != 502, status != 504, let port = Self.answeringPort(upstream) else { return false }
+                        return wanted.contains(port)
+                    }
+                    guard (200..<300).contains(status) else { return false }
+                    return expectVersion.map { Self.body(body, names: $0) } ?? true
+                }
+            } catch let TrafficError.notConfirmed(url, _, waited, lastAnswer) where !sawHeader {
+                let expected = (expectVersion.map { "a page naming release \($0)" } ?? "a 2xx answer")
+                    + " (nginx sent no X-Pushdeploy-Upstream header, so the page had to name the release: add "
+                    + "`add_header X-Pushdeploy-Upstream $upstream_addr always;` to the app's location, as in examples/nginx-site.conf, "
+                    + "and the switch is proven for any app)"
+                throw TrafficError.notConfirmed(url: url, expected: expected, waited: waited, lastAnswer: lastAnswer)
             }
         case let .backendsDirectly(targets, health):
             log.line("nginx: no verify_url, so nothing proves that nginx sends requests to the new ports; checking each backend "
                      + "directly instead (that shows they answer, not that nginx routes to them). Set nginx.verify_url to confirm through nginx.")
             for target in targets {
                 try await poll(target, until: deadline, expected: "a healthy answer (\(health.expectStatus)\(health.expectBody.map { ", \"\($0)\"" } ?? ""))") { outcome in
-                    guard case let .answered(status, body) = outcome, status == health.expectStatus else { return false }
+                    guard case let .answered(status, body, _) = outcome, status == health.expectStatus else { return false }
                     return health.expectBody.map { body.contains($0) } ?? true
                 }
             }
@@ -202,6 +226,14 @@ extension NginxTrafficSwitch {
             last = outcome.summary
             try await Task.sleep(for: min(pollInterval, max(deadline - ContinuousClock.now, .zero)))
         }
+    }
+
+    /// The port of the backend that answered last in a `$upstream_addr` value (`127.0.0.1:8081, 127.0.0.1:8082`).
+    static func answeringPort(_ upstream: String) -> Int? {
+        // Servers tried in turn are separated by commas, those of an internal redirect by colons between spaces.
+        guard let last = upstream.replacingOccurrences(of: " : ", with: ",").split(separator: ",").last?.trimmingCharacters(in: .whitespaces),
+              let colon = last.lastIndex(of: ":") else { return nil }
+        return Int(last[last.index(after: colon)...])
     }
 
     /// True when `version` appears in `body` as a whole word: `1.0` is not found in `demo-app 1.0.1`, but is in `runs 1.0.`.
