@@ -24,7 +24,7 @@ struct NginxTrafficSwitchTests {
         try await traffic.route(to: [green], app: app, expectVersion: "2.0", log: log)
         #expect(lab.served() == "demo-app 2.0")
         #expect(traffic.currentPorts(app: app) == [green])
-        #expect(log.text.contains(#/switched to \d+ in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\); old workers gone after \d+ ms/#))
+        #expect(log.text.contains(#/switched to \d+ in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\); connections to the old port\(s\) closed after \d+ ms/#))
 
         try await traffic.route(to: [blue], app: app, expectVersion: "1.0", log: log)
         #expect(lab.served() == "demo-app 1.0")

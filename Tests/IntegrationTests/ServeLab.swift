@@ -120,6 +120,21 @@ final class ServeLab: Sendable {
         server.withLock { $0 = nil }
     }
 
+    /// Stops the server as systemd or Ctrl-C would (SIGTERM) and returns how long it took to exit (at most 30 s waited).
+    func terminateServer() async -> Duration {
+        guard let running = server.withLock({ $0 }) else { return .zero }
+        let started = ContinuousClock.now
+        kill(running.process.processIdentifier, SIGTERM)
+        while running.process.isRunning, ContinuousClock.now - started < .seconds(30) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let took = ContinuousClock.now - started
+        if running.process.isRunning { kill(running.process.processIdentifier, SIGKILL) }
+        running.process.waitUntilExit()
+        server.withLock { $0 = nil }
+        return took
+    }
+
     /// The server's log so far (every log of this lab's servers).
     var serverLog: String {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? []

@@ -141,6 +141,8 @@ public struct BuildConfig: Sendable {
 
 /// How an instance of a release is started and stopped.
 public struct RunConfig: Sendable {
+    /// An instance's stdout log past this size is rotated (`run.log_max_size`); 3 rotated files are kept.
+    public var logMaxBytes: Int = 50 << 20
     /// The argument list; `{jar}`, `{port}`, `{slot}`, `{version}` are filled in.
     public var command: [String]
     public var env: [String: String]

@@ -219,8 +219,9 @@ private struct Parser {
 
     private func run(_ node: Node, _ path: String) -> RunConfig {
         var run = RunConfig()
-        let map = reader.mapping(node, path, allowed: ["command", "env", "stop_timeout", "runner"])
+        let map = reader.mapping(node, path, allowed: ["command", "env", "stop_timeout", "runner", "log_max_size"])
         if let command = reader.argumentList(map, "command", path) { run.command = command }
+        if let size = reader.size(map, "log_max_size", path, range: 64 << 10 ... 1 << 40) { run.logMaxBytes = size }
         if let env = reader.stringMap(map, "env", path) { run.env = env }
         if let timeout = reader.duration(map, "stop_timeout", path) { run.stopTimeout = timeout }
         if let runner = reader.string(map, "runner", path) {

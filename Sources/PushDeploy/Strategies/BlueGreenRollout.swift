@@ -16,9 +16,17 @@ public struct BlueGreenRollout: Rollout {
         }
         let log = progress.log
         let state = try await parts.state.state(app: app.name)
-        let live = state.live.first
-        let idleSlot = live?.slot == "blue" ? "green" : "blue"
-        let idlePort = idleSlot == "blue" ? bluePort : greenPort
+        // The include file is the truth about traffic: should state.json be behind it (a failed write after the
+        // last switch), the slot nginx routes to is the live one, and is never the one made room on.
+        var live = state.live.first
+        if let routed = parts.traffic.currentPorts(app: app)?.first, routed == bluePort || routed == greenPort,
+           live?.port != routed, let recorded = state.entry(port: routed)?.instance {
+            log.line("state.json names \(live.map { "\($0.slot) (\($0.port))" } ?? "no slot") as live, but nginx routes to "
+                     + "\(recorded.version) on port \(routed): going by nginx")
+            live = recorded
+        }
+        let idlePort = live?.port == bluePort ? greenPort : bluePort
+        let idleSlot = idlePort == bluePort ? "blue" : "green"
         var context = HookContext(deploymentID: progress.id, app: app.name, version: release.version, commit: release.commit,
                                   port: idlePort, slot: idleSlot)
 
@@ -36,9 +44,14 @@ public struct BlueGreenRollout: Rollout {
             if startedHere { await stop(instance, app: app, log: log) }
             throw error
         }
-        try await parts.state.update(app: app.name) { state in
-            if let live { state.set(live, role: .warm) }
-            state.set(instance, role: .live)
+        do {
+            try await parts.state.update(app: app.name) { state in
+                if let live { state.set(live, role: .warm) }
+                state.set(instance, role: .live)
+            }
+        } catch {
+            // nginx serves the new release now; the next deployment and start-up go by the include file.
+            log.line("could not record the switch in state.json (\(error)); nginx routes to \(idlePort), which the include file says")
         }
         log.line("traffic: \(idleSlot) (\(idlePort)) serves \(release.version)\(live.map { "; \($0.slot) (\($0.port)) keeps \($0.version) warm" } ?? "")")
         context.slot = idleSlot

@@ -49,8 +49,10 @@ public struct RollingRollout: Rollout {
                 try await parts.state.update(app: app.name) { $0.set(instance, role: .live) }
                 log.line("port \(port) serves \(release.version) (\(replaced.count) of \(ports.count) replaced)")
             } catch {
-                let restored = await restore(replaced, release: release, app: app, log: log)
-                throw RolloutError.rollingFailed(app: app.name, port: port, reason: "\(error)", restored: restored)
+                // In a task of its own: a cancelled deployment (a shutdown, a rollback) must still get every port back.
+                let restored = await Task { [replaced] in await restore(replaced, release: release, app: app, log: log) }.value
+                throw RolloutError.rollingFailed(app: app.name, port: port, reason: error is CancellationError ? "cancelled" : "\(error)",
+                                                 restored: restored)
             }
         }
         if replaced.isEmpty {
@@ -72,6 +74,11 @@ public struct RollingRollout: Rollout {
         var restored: [Int] = []
         var serving = (try? await parts.state.state(app: app.name).live.map(\.port)) ?? []
         for (port, previous) in replaced.reversed() {
+            if serving.contains(port), serving.count > 1 {
+                // Out of nginx before it is stopped, so no request is sent to it meanwhile.
+                serving.removeAll { $0 == port }
+                try? await parts.traffic.route(to: serving.sorted(), app: app, expectVersion: nil, log: log)
+            }
             if let current = try? await parts.state.state(app: app.name).entry(port: port)?.instance, current.version == release.version {
                 try? await parts.supervisor.stop(current, app: app, log: log)
             }

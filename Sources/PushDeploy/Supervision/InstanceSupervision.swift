@@ -47,6 +47,9 @@ public actor InstanceSupervision {
     /// One round for one app: what died or hangs is repaired (when the queue lets it).
     func check(_ app: AppConfig) async {
         guard let state = try? await parts.state.state(app: app.name) else { return }
+        for entry in state.entries {
+            if let log = entry.instance.logPath { AppLogRotation.rotateIfNeeded(log, maxBytes: app.run.logMaxBytes) }
+        }
         for entry in state.entries where entry.role != .starting {
             let key = "\(app.name)/\(entry.instance.port)"
             var watch = watches[key] ?? Watch()

@@ -66,21 +66,21 @@ public struct NginxTrafficSwitch: TrafficSwitch {
         do {
             let test = try await runNginx(nginx.test, log: log) { .testFailed(command: $0, reason: $1, output: $2) }
             reloadAttempted = true
-            let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
             let before = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) } ?? []
             let confirmed = try await confirm(confirmation, ports: ports, before: before, expectVersion: expectVersion, log: log)
             let switched = ContinuousClock.now - started
-            // Until the retired workers are gone, one of them may still send a request to the old backend.
+            // Until nginx's retired workers have let go of a port taken out, one of them may still send it a request.
             let drainStarted = ContinuousClock.now
-            let retired = NginxWorkers.retired(since: workersBefore)
-            let drained = await NginxWorkers.waitUntilGone(retired, timeout: drainTimeout)
+            let removed = Set(before).subtracting(ports)
+            let drained = await BackendConnections.waitUntilClosed(ports: removed, timeout: drainTimeout)
             if !drained {
-                log.line("nginx: \(retired.count) old worker(s) still finishing requests after \(DurationParser.format(drainTimeout)); going on")
+                log.line("nginx: connections to \(removed.sorted().map(String.init).joined(separator: ", ")) still open after "
+                         + "\(DurationParser.format(drainTimeout)) (requests still running through old workers); going on")
             }
             log.line("nginx: switched to \(portList) in \(Self.ms(switched)) "
                      + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed))); "
-                     + "old workers gone after \(Self.ms(ContinuousClock.now - drainStarted))")
+                     + "connections to the old port(s) closed after \(Self.ms(ContinuousClock.now - drainStarted))")
         } catch {
             log.line("nginx: switch to \(portList) failed: \(error)")
             let problem = await putBack(old, path: path, reloadWith: reloadAttempted ? nginx.reload : nil, log: log)
