@@ -40,13 +40,17 @@ extension RolloutTests {
                 // The hook fills the disk just before the switch: nginx moves to green, state.json cannot follow.
                 let (second, _) = lab.progress(app: filling, id: 2)
                 #expect(try await rollout.rollOut(v2, app: filling, progress: second) == .live)
+                let failedAfterSwitch = load.tally.failures.count
                 #expect(NginxTrafficSwitch().currentPorts(app: plain) == [green])
                 #expect(try lab.stateOnDisk().live.map(\.version) == ["1.0"], "state.json was written after all")
                 #expect((second.log as? MemoryDeploymentLog)?.text.contains("could not record the switch in state.json") == true)
 
                 // The next deployment, disk still full: it must not touch green, which nginx routes to.
-                let (third, _) = lab.progress(app: plain, id: 3)
+                let thirdLog = MemoryDeploymentLog()
+                let third = DeploymentProgress.inMemory(Deployment(id: 3, app: lab.appName, kind: .deploy, trigger: Trigger(source: .manual),
+                                                                   strategy: "blue-green"), log: thirdLog).0
                 await #expect(throws: (any Error).self) { try await rollout.rollOut(v3, app: plain, progress: third) }
+                let failedAfterFullDeploy = load.tally.failures.count
                 #expect(NginxTrafficSwitch().currentPorts(app: plain) == [green])
                 #expect(lab.servedVersion() == "2.0")
 
@@ -57,7 +61,9 @@ extension RolloutTests {
                 #expect(await lab.eventuallyServesOnly("3.0"))
                 try await load.waitForMore(than: load.tally.answered, by: 30)
                 let total = await load.stop()
-                #expect(total.failures.isEmpty, "\(total.failures.count) failed requests: \(total.failures.prefix(5))")
+                let secondLog = (second.log as? MemoryDeploymentLog)?.text ?? ""
+                let where_ = "\(failedAfterSwitch) after the switch, \(failedAfterFullDeploy) after the deployment on a full disk"
+                #expect(total.failures.isEmpty, "\(total.failures.count) failed requests (\(where_))\n\(secondLog)\n\(thirdLog.text)")
                 #expect(try lab.stateOnDisk().live.map(\.version) == ["3.0"])
             }
         }

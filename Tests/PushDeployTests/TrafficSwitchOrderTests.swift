@@ -18,7 +18,7 @@ struct TrafficSwitchOrderTests {
         #expect(lab.traffic(answers: answers).currentPorts(app: lab.app) == [8082])
         #expect(await answers.targets == [NginxProbe.Target(host: "127.0.0.1", port: 8000, path: "/")])
         #expect(lab.log.text.contains("routing shop to 8082 (was 8081)"))
-        #expect(lab.log.text.contains(#/switched to 8082 in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\); connections to the old port\(s\) closed after \d+ ms/#))
+        #expect(lab.log.text.contains(#/switched to 8082 in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\); old workers and their connections gone after \d+ ms/#))
     }
 
     @Test("a failing nginx -t puts the old file back, does not reload, and carries nginx's words")

@@ -66,21 +66,29 @@ public struct NginxTrafficSwitch: TrafficSwitch {
         do {
             let test = try await runNginx(nginx.test, log: log) { .testFailed(command: $0, reason: $1, output: $2) }
             reloadAttempted = true
+            let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
             let before = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) } ?? []
             let confirmed = try await confirm(confirmation, ports: ports, before: before, expectVersion: expectVersion, log: log)
             let switched = ContinuousClock.now - started
-            // Until nginx's retired workers have let go of a port taken out, one of them may still send it a request.
+            // Until nginx's retired workers are gone, one of them may still send a request to a port taken out. Where
+            // /proc shows them, the switch waits for them; where it hides other users' processes (ProtectProc=invisible),
+            // for the connections to those ports to close: the workers' keep-alive connections to the upstream last
+            // as long as the workers do.
             let drainStarted = ContinuousClock.now
+            let retired = NginxWorkers.retired(since: workersBefore)
             let removed = Set(before).subtracting(ports)
-            let drained = await BackendConnections.waitUntilClosed(ports: removed, timeout: drainTimeout)
-            if !drained {
-                log.line("nginx: connections to \(removed.sorted().map(String.init).joined(separator: ", ")) still open after "
-                         + "\(DurationParser.format(drainTimeout)) (requests still running through old workers); going on")
+            let workersGone = await NginxWorkers.waitUntilGone(retired, timeout: drainTimeout)
+            let connectionsClosed = await BackendConnections.waitUntilClosed(ports: removed,
+                                                                             timeout: max(drainTimeout - (ContinuousClock.now - drainStarted), .zero))
+            if !workersGone || !connectionsClosed {
+                log.line("nginx: old workers or their connections to \(removed.sorted().map(String.init).joined(separator: ", ")) still there after "
+                         + "\(DurationParser.format(drainTimeout)) (requests still running through them); going on")
             }
             log.line("nginx: switched to \(portList) in \(Self.ms(switched)) "
                      + "(test \(Self.ms(test)), reload \(Self.ms(reload)), confirmed after \(Self.ms(confirmed))); "
-                     + "connections to the old port(s) closed after \(Self.ms(ContinuousClock.now - drainStarted))")
+                     + "old workers and their connections gone after \(Self.ms(ContinuousClock.now - drainStarted))"
+                     + (retired.isEmpty ? " (no nginx worker visible in /proc: waited for the connections)" : ""))
         } catch {
             log.line("nginx: switch to \(portList) failed: \(error)")
             let problem = await putBack(old, path: path, reloadWith: reloadAttempted ? nginx.reload : nil, log: log)
