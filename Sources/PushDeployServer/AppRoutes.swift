@@ -122,7 +122,7 @@ struct ManualRequest: Decodable {
         do {
             let decoded = try JSONDecoder().decode(ManualRequest.self, from: Data(body))
             return ManualRequest(ref: decoded.ref, commit: decoded.commit, to: decoded.to,
-                                 by: decoded.by.map { String($0.prefix(100)) }, message: decoded.message.map { String($0.prefix(500)) })
+                                 by: decoded.by?.capped(toUTF8: Trigger.nameLimit), message: decoded.message?.capped(toUTF8: Trigger.messageLimit))
         } catch {
             throw RequestError(.badRequest, "body must be JSON like {\"ref\": \"main\"} or {\"commit\": \"abc1234\"}")
         }

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import PushDeploy
 
@@ -7,11 +8,17 @@ public typealias PushDeployContext = BasicRequestContext
 
 /// Builds the HTTP application around a ``DeployService`` that has been opened; `serve` and the tests call the same function.
 public func buildApplication(service: DeployService, logger: Logger = Logger(label: "pushdeploy"),
-                             port: Int? = nil) -> some ApplicationProtocol {
+                             port: Int? = nil, maxConnections: Int = 512) -> some ApplicationProtocol {
     let router = buildRouter(service: service, logger: logger)
     let address = service.config.listen
+    let budget = ConnectionBudget(limit: maxConnections)
+    // A connection that sends no complete request head within 30 s is closed; header fields beyond 16 KiB are 431.
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [ConnectionGuard(budget: budget)], idleTimeout: .seconds(30),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 32 << 10, maxHeaderFieldCount: 100))
     return Application(
         router: router,
+        server: .http1(configuration: http1),
         configuration: .init(address: .hostname(address.host, port: port ?? address.port), serverName: "pushdeploy"),
         services: [DeployServiceLifecycle(service: service, logger: logger)],
         logger: logger

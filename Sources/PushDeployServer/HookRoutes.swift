@@ -27,9 +27,14 @@ struct HookRoutes: Sendable {
 
     private func receive(_ sender: WebhookSender, _ request: Request) async -> Response {
         do {
-            let body = try await BodyReader.collect(request, limit: bodyLimit)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
+            // Nothing unsigned is read: a request without the sender's signature header is refused before its body.
+            let expected = WebhookIntake.signatureHeaders(sender)
+            guard expected.contains(where: { headers[$0] != nil }) else {
+                throw WebhookError.unauthorized("missing \(expected.joined(separator: " or ")) header")
+            }
+            let body = try await BodyReader.collect(request, limit: bodyLimit)
             let decision = try intake.receive(sender, WebhookRequest(headers: headers, body: body))
             switch decision {
             case let .ignored(reason):

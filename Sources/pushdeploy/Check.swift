@@ -17,6 +17,7 @@ struct Check: AsyncParsableCommand {
             print(error.description)
             throw ExitCode.failure
         }
+        for warning in loaded.warnings { print("warning: \(warning)") }
         var problems = ToolCheck.problems(loaded)
         for app in loaded.apps {
             guard let nginx = app.nginx, ToolCheck.find(nginx.test[0], path: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") != nil else { continue }

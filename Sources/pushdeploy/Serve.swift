@@ -25,6 +25,9 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("pushdeploy: \(error.description)\n".utf8))
             throw ExitCode.failure
         }
+        // Files and folders pushdeploy creates are not readable by others (0640/0750 at most).
+        umask(0o027)
+        for warning in loaded.warnings { logger.warning("\(warning)") }
         try await runReporting {
             let service = DeployService.standard(config: loaded)
             for deployment in try await service.open() {

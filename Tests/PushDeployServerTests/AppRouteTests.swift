@@ -102,6 +102,7 @@ struct AppRouteTests {
 
     @Test func aRollbackIsQueuedAtTheFront() async throws {
         let fixture = try await RouterFixture()
+        try fixture.storeRelease("1.0.0-2026")
         try await fixture.test { client in
             _ = try await client.post("/apps/shop/deploy", [], authorized())
             #expect(try await client.post("/apps/shop/rollback", [], [:]).0 == .unauthorized)

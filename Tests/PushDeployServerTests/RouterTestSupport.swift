@@ -27,18 +27,30 @@ final class RouterFixture: Sendable {
     /// RSA key generation takes a good part of a second of CPU: one key serves every test.
     static let sharedTravisKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
 
-    init(apps: [AppConfig]? = nil, bodyLimit: Int = 5 * 1024 * 1024) async throws {
+    init(apps: [AppConfig]? = nil, bodyLimit: Int = 5 * 1024 * 1024, history: (any DeploymentHistory)? = nil) async throws {
         directory = NSTemporaryDirectory() + "pushdeploy-router-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         travisKey = Self.sharedTravisKey
         let apps = apps ?? [Self.app("shop", url: "https://github.com/acme/shop.git", branch: "main", travisPEM: travisKey.publicKey.pemRepresentation)]
         let config = Config(listen: ListenAddress(host: "127.0.0.1", port: 0), stateDirectory: directory,
                             token: Secret(Self.apiToken), bodyLimit: bodyLimit, apps: apps)
-        service = DeployService(config: config, runner: ParkedRunner())
+        let history = history ?? FileDeploymentHistory(stateDirectory: directory)
+        service = DeployService(config: config, history: history, runner: ParkedRunner(),
+                                rollbackTargets: HistoryRollbackTargets(history: history, releases: FileReleaseStore(stateDirectory: directory)))
         try await service.open()
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// Stores a release of `shop` with a dummy jar, so that a rollback may name its version.
+    func storeRelease(_ version: String) throws {
+        let releases = FileReleaseStore(stateDirectory: directory)
+        let jar = directory + "/dummy.jar"
+        try Data("not a jar".utf8).write(to: URL(fileURLWithPath: jar))
+        _ = try releases.reserve(app: "shop", version: version)
+        try releases.store(Release(app: "shop", version: version, commit: Payloads.commit, builtAt: Date(), buildSeconds: 1, sha256: "x"),
+                           jarAt: jar)
+    }
 
     static func app(_ name: String, url: String, branch: String, ports: (Int, Int) = (18081, 18082), travisPEM: String? = nil) -> AppConfig {
         AppConfig(name: name, repository: RepositoryConfig(url: url, branch: branch),

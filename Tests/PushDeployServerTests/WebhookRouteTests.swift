@@ -169,7 +169,7 @@ struct WebhookRouteTests {
             let (status, _) = try await client.post("/hooks/github", body, githubHeaders(body))
             #expect(status == .accepted)
             let record = try #require(try await fixture.service.history.deployment(app: "shop", id: 1))
-            #expect(record.trigger.message?.count == 500)
+            #expect(record.trigger.message?.utf8.count == Trigger.messageLimit)
         }
     }
 }

@@ -13,7 +13,18 @@ struct CommandRunnerTests {
         #expect(result.outputTail == ["a b; echo injected $HOME"])
     }
 
-    @Test("working directory and environment are applied on top of the inherited environment")
+    @Test("a command gets PATH, HOME, LANG and its own variables, never the server's other variables")
+    func serverEnvironmentStaysOut() async throws {
+        setenv("PUSHDEPLOY_TEST_SERVER_SECRET", "s3cr3t-from-the-server", 1)
+        defer { unsetenv("PUSHDEPLOY_TEST_SERVER_SECRET") }
+        let result = try await runner.run(Command(["/usr/bin/env"], environment: ["DEPLOY_APP": "shop"]))
+        let names = Set(result.outputTail.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
+        #expect(!result.outputTail.contains { $0.contains("s3cr3t-from-the-server") })
+        #expect(names.isSubset(of: Set(ChildEnvironment.passedThrough + ["DEPLOY_APP"])), "\(names)")
+        #expect(names.contains("PATH") && names.contains("DEPLOY_APP"))
+    }
+
+    @Test("working directory and environment are applied on top of the child environment")
     func environment() async throws {
         let directory = try RunnerScratchFolder()
         let command = Command(["sh", "-c", "pwd; echo \"$PUSHDEPLOY_TEST_VALUE\"; test -n \"$PATH\" && echo path-kept"],

@@ -232,6 +232,7 @@ struct DeploymentHistoryTests {
         deployment.supersededBy = 9
         deployment.rollbackTo = "000003"
         deployment.previousVersion = "1.0.0"
+        deployment.note = "a note"
         deployment.finish(.failed, error: "broken", at: Date(timeIntervalSince1970: 1_790_000_002.25))
         // Every stored property is set here, so a field added later without a value in this sample shows up as nil.
         for child in Mirror(reflecting: deployment).children {

@@ -12,6 +12,8 @@ public struct Config: Sendable {
     public var apps: [AppConfig]
     /// The file the config was read from, to resolve relative paths against.
     public var baseDirectory: String
+    /// What is allowed but unsafe (a secret file others can read), for `check` and the server log.
+    public var warnings: [String] = []
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9000), stateDirectory: String,
                 token: Secret? = nil, bodyLimit: Int = 5 * 1024 * 1024, apps: [AppConfig], baseDirectory: String = ".") {

@@ -43,7 +43,8 @@ public struct ConfigLoader: Sendable {
         let reader = YAMLReader()
         let parser = Parser(reader: reader, environment: environment, base: baseDirectory)
         let config = parser.config(root)
-        if let config, reader.problems.isEmpty {
+        if var config, reader.problems.isEmpty {
+            config.warnings = reader.warnings
             return config
         }
         throw ConfigError(problems: reader.problems.isEmpty
@@ -391,6 +392,11 @@ private struct Parser {
             guard let data = FileManager.default.contents(atPath: resolved) else {
                 reader.problem(reader.join(path, fileKey), map?[fileKey], "secret file \(resolved) is missing or unreadable")
                 return nil
+            }
+            var info = stat()
+            if stat(resolved, &info) == 0, info.st_mode & 0o044 != 0 {
+                reader.warnings.append("\(reader.join(path, fileKey)): secret file \(resolved) can be read by its group or by others "
+                                + "(mode \(String(info.st_mode & 0o777, radix: 8))): chmod 600 it")
             }
             let bytes = Array(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines).utf8)
             guard !bytes.isEmpty else {

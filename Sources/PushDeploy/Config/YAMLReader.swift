@@ -4,6 +4,8 @@ import Yams
 /// Walks a YAML tree with a key path, collecting every problem instead of stopping at the first.
 final class YAMLReader {
     private(set) var problems: [ConfigProblem] = []
+    /// Allowed but unsafe settings, such as a secret file others can read.
+    var warnings: [String] = []
 
     func problem(_ path: String, _ node: Node?, _ message: String) {
         problems.append(ConfigProblem(path: path, line: node?.mark.map { $0.line }, message: message))

@@ -70,9 +70,31 @@ public struct DeployService: Sendable {
         try await queue(app).submit(trigger)
     }
 
-    /// Queues a rollback of `app` at the front.
+    /// Queues a rollback of `app` at the front; a `target` that names neither a deployment of the app nor a stored
+    /// version is refused here, before anything is queued.
     public func rollback(app: String, to target: String?, trigger: Trigger) async throws -> Deployment {
-        try await queue(app).rollback(to: target, trigger: trigger)
+        let queue = try queue(app)
+        if let target { try await checkRollbackTarget(target, app: app) }
+        return try await queue.rollback(to: target, trigger: trigger)
+    }
+
+    private func checkRollbackTarget(_ target: String, app: String) async throws {
+        func refuse(_ reason: String) -> DeployError { .invalidRollbackTarget(app: app, target: target.capped(toUTF8: 100), reason: reason) }
+        if let id = Int(target), id > 0, target.allSatisfy(\.isASCII) {
+            guard await history.summaries(app: app).contains(where: { $0.id == id }) else {
+                throw refuse("there is no deployment \(id)")
+            }
+            return
+        }
+        // A version is a folder name under releases/<app>: no path, no dots in front, nothing a shell or a path would read.
+        do {
+            try ReleaseStoreError.validate(target)
+        } catch {
+            throw refuse("neither a deployment id nor a version name (letters, digits, . _ + -, not starting with a dot)")
+        }
+        if let releases = rollbackTargets?.releases, (try? await releases.release(app: app, version: target)) == nil {
+            throw refuse("no stored release has that version")
+        }
     }
 
     /// What `/status` shows for an app.

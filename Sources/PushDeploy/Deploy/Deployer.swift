@@ -44,10 +44,26 @@ public struct Deployer: DeploymentRunner {
         case .deploy:
             try await progress.enter(.fetching)
             let branch = deployment.trigger.ref.flatMap { $0.hasPrefix("refs/heads/") ? String($0.dropFirst(11)) : $0 }
+            // A webhook means "this branch moved": it deploys the branch head as it is now, never the commit it
+            // named (an old push replayed, or redelivered late, must not move production back). An older commit
+            // goes live only through an authenticated `deploy --commit` or a rollback.
+            let fromWebhook = deployment.trigger.source != .manual
             let request = FetchRequest(app: app.name, repository: app.repository, checkoutPath: checkoutPath(app.name),
-                                       branch: branch, commit: deployment.trigger.commit)
+                                       branch: branch, commit: fromWebhook ? nil : deployment.trigger.commit)
             let source = try await fetcher.fetch(request, log: progress.log)
             try await progress.record { $0.commit = source.commit }
+            if fromWebhook, let named = deployment.trigger.commit, named != source.commit {
+                progress.log.line("the push named \(named.prefix(12)); the head of \(branch ?? app.repository.branch) is \(source.commit.prefix(12)) now: deploying the head")
+            }
+            if fromWebhook, let live = await rollbackTargets.liveInstance(app: app.name), live.commit == source.commit {
+                let note = "commit \(source.commit.prefix(12)) is already live as \(live.version): nothing built or restarted"
+                progress.log.line(note)
+                try await progress.record {
+                    $0.version = live.version
+                    $0.note = note
+                }
+                return .live
+            }
             try Task.checkCancellation()
             try await progress.enter(.building)
             try await hooks.run(.beforeBuild, app: app, context: HookContext(deploymentID: deployment.id, app: app.name, commit: source.commit),

@@ -59,6 +59,12 @@ public struct HistoryRollbackTargets: Sendable {
         return await history().liveVersion
     }
 
+    /// The instance nginx serves, as `state.json` records it (the newest, when a rolling deployment is half-way).
+    func liveInstance(app: String) async -> Instance? {
+        guard let state, let current = try? await state.state(app: app) else { return nil }
+        return current.live.max { $0.startedAt < $1.startedAt }
+    }
+
     /// The stored releases one can roll back to: every stored one but the live one, newest first.
     public func candidates(app: String) async -> [Release] {
         let live = await liveVersion(app: app) { await history.summaries(app: app) }

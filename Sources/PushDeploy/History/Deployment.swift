@@ -102,6 +102,8 @@ public struct Deployment: Codable, Sendable, Identifiable, Equatable {
     public var rollbackTo: String?
     /// The release that was live when this deployment started.
     public var previousVersion: String?
+    /// What happened beside the status, for a person: such as a push whose branch head was already live.
+    public var note: String?
 
     public init(id: Int, app: String, kind: DeploymentKind, trigger: Trigger, strategy: String, createdAt: Date = Date()) {
         self.id = id

@@ -51,7 +51,7 @@ struct DetachedProcess: Sendable, Equatable {
         // The app lives for weeks: it must not keep pushdeploy's listening socket or any other descriptor open.
         _ = addCloseFrom(&actions, 3)
 
-        let environment = ProcessInfo.processInfo.environment.merging(launch.environment) { $1 }.map { "\($0.key)=\($0.value)" }
+        let environment = ChildEnvironment.make(launch.environment).map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let result = withCStrings(launch.arguments) { argv in
             withCStrings(environment) { envp in

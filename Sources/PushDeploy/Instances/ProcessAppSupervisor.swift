@@ -153,7 +153,7 @@ public struct ProcessAppSupervisor: AppSupervisor {
         } catch {
             throw .file(operation: "mkdir", path: (path as NSString).deletingLastPathComponent, reason: "\(error)")
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw .file(operation: "open", path: path, reason: String(cString: strerror(errno))) }
         return (fd, Int(lseek(fd, 0, SEEK_END)))
     }

@@ -6,7 +6,7 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
     public var arguments: [String]
     /// Where the program runs; nil means pushdeploy's own working directory.
     public var workingDirectory: String?
-    /// Variables set on top of pushdeploy's own environment.
+    /// Variables set on top of ``ChildEnvironment`` (never pushdeploy's own environment).
     public var environment: [String: String]
 
     public init(_ arguments: [String], workingDirectory: String? = nil, environment: [String: String] = [:]) {
@@ -19,8 +19,30 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
     public var program: String { arguments.first ?? "" }
 
     /// The command quoted the way a shell would need it, for logs and errors only.
+    /// The command line for a log: quoted where needed, the value of any argument whose name says password,
+    /// secret or token masked (`--db.password=***`, `--token ***`).
     public var description: String {
-        arguments.map(Self.quoted).joined(separator: " ")
+        var words: [String] = []
+        var maskNext = false
+        for argument in arguments {
+            if maskNext {
+                words.append("***")
+                maskNext = false
+                continue
+            }
+            if let equals = argument.firstIndex(of: "="), Self.isSecretName(argument[..<equals]) {
+                words.append(Self.quoted(String(argument[...equals]) + "***"))
+            } else {
+                words.append(Self.quoted(argument))
+                maskNext = argument.hasPrefix("-") && Self.isSecretName(Substring(argument))
+            }
+        }
+        return words.joined(separator: " ")
+    }
+
+    private static func isSecretName(_ name: Substring) -> Bool {
+        let lowered = name.lowercased()
+        return ["password", "passwd", "secret", "token"].contains { lowered.contains($0) }
     }
 
     private static func quoted(_ argument: String) -> String {

@@ -67,10 +67,10 @@ public struct SubprocessCommandRunner: CommandRunner {
         var options = Subprocess.PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: gracePeriod)]
-        var overrides: [Subprocess.Environment.Key: String?] = [:]
-        for (key, value) in command.environment {
+        var environment: [Subprocess.Environment.Key: String] = [:]
+        for (key, value) in ChildEnvironment.make(command.environment) {
             guard let name = Subprocess.Environment.Key(rawValue: key) else { continue }
-            overrides[name] = value
+            environment[name] = value
         }
         let group = ProcessGroup()
         let result: ExecutionResult<Void, SequenceOutput, CombinedErrorOutput>
@@ -78,7 +78,7 @@ public struct SubprocessCommandRunner: CommandRunner {
             result = try await Subprocess.run(
                 executable,
                 arguments: Subprocess.Arguments(Array(command.arguments.dropFirst())),
-                environment: .inherit.updating(overrides),
+                environment: .custom(environment),
                 workingDirectory: command.workingDirectory.map { FilePath($0) },
                 platformOptions: options,
                 input: .none,

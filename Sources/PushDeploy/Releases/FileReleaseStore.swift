@@ -59,7 +59,7 @@ public struct FileReleaseStore: ReleaseStore {
         try makeDirectory("\(root)/\(app)")
         guard !FileManager.default.fileExists(atPath: directory(app: app, version: version)) else { return false }
         // mkdir is the lock: of two builds that picked the same version, exactly one creates the folder.
-        if mkdir(buildingDirectory(app: app, version: version), 0o755) == 0 { return true }
+        if mkdir(buildingDirectory(app: app, version: version), 0o750) == 0 { return true }
         if errno == EEXIST { return false }
         throw ReleaseStoreError.file(operation: "mkdir", path: buildingDirectory(app: app, version: version),
                                      reason: String(cString: strerror(errno)))
@@ -153,7 +153,7 @@ public struct FileReleaseStore: ReleaseStore {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw .file(operation: "open", path: source, reason: String(cString: strerror(errno))) }
         defer { close(input) }
-        let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o640)
         guard output >= 0 else { throw .file(operation: "create", path: destination, reason: String(cString: strerror(errno))) }
         defer { close(output) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

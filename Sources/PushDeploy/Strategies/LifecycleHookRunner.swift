@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs an app's lifecycle hooks as argument lists (no shell), with the `DEPLOY_*` environment and the hooks' timeout.
 ///
-/// A hook sees pushdeploy's own environment plus `DEPLOY_ID`, `DEPLOY_APP`, `DEPLOY_VERSION`,
+/// A hook sees ``ChildEnvironment`` (never pushdeploy's own environment) plus `DEPLOY_ID`, `DEPLOY_APP`, `DEPLOY_VERSION`,
 /// `DEPLOY_COMMIT`, `DEPLOY_PORT` and `DEPLOY_SLOT`; the ones not known at that point (no version
 /// before the build, no port around a rolling deployment) are set to the empty string, so a
 /// script with `set -u` still runs and an inherited value never leaks in. Hooks run in

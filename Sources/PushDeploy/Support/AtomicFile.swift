@@ -71,10 +71,11 @@ public enum AtomicFile {
         guard fsync(fd) == 0 else { throw FileError(operation: "fsync", path: directory, errno: errno) }
     }
 
-    /// Creates a folder and its parents (mode 0755 unless given).
+    /// Creates a folder and its parents, mode 0750: the state folder is pushdeploy's and its group's only.
     public static func makeDirectory(_ path: String) throws {
         do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o750])
         } catch {
             throw FileError(operation: "mkdir", path: path, errno: EIO, detail: error.localizedDescription)
         }

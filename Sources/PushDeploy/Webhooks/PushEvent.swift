@@ -32,10 +32,33 @@ public struct PushEvent: Sendable, Equatable {
         ref.hasPrefix("refs/heads/") ? String(ref.dropFirst("refs/heads/".count)) : nil
     }
 
-    /// The trigger recorded in the deployment's history.
+    /// The trigger recorded in the deployment's history: what the sender wrote, bounded (the history keeps it).
     public var trigger: Trigger {
-        Trigger(source: source, deliveryId: deliveryId, ref: ref, commit: commit, repository: repositoryName,
-                pusher: pusher, message: message.map { String($0.prefix(500)) })
+        Trigger(source: source, deliveryId: deliveryId?.capped(toUTF8: Trigger.nameLimit), ref: ref.capped(toUTF8: Trigger.nameLimit),
+                commit: commit, repository: repositoryName?.capped(toUTF8: Trigger.nameLimit),
+                pusher: pusher?.capped(toUTF8: Trigger.nameLimit), message: message?.capped(toUTF8: Trigger.messageLimit))
+    }
+}
+
+extension Trigger {
+    /// The most a delivery id, ref, repository or pusher keeps, in UTF-8 bytes.
+    public static let nameLimit = 256
+    /// The most a commit message keeps, in UTF-8 bytes.
+    public static let messageLimit = 1024
+}
+
+extension String {
+    /// The longest prefix of whole characters that fits in `limit` UTF-8 bytes.
+    public func capped(toUTF8 limit: Int) -> String {
+        guard utf8.count > limit else { return self }
+        var result = ""
+        var bytes = 0
+        for character in self {
+            bytes += character.utf8.count
+            guard bytes <= limit else { break }
+            result.append(character)
+        }
+        return result
     }
 }
 

@@ -39,9 +39,11 @@ public enum TravisWebhook {
         }
         guard let branch = build.branch, !branch.isEmpty else { throw .malformed("Travis build has no branch") }
         guard let commit = build.commit, CommitID.isFull(commit) else { throw .malformed("Travis build has no commit id") }
+        // The repository comes from the signed payload only. Travis signs every customer's notifications with one
+        // key, so the unsigned Travis-Repo-Slug header could name any repository: it is never read.
         let owner = build.repository?.ownerName
         let name = build.repository?.name
-        let slug = request.header("travis-repo-slug") ?? [owner, name].compactMap { $0 }.joined(separator: "/")
+        let slug = owner != nil && name != nil ? "\(owner!)/\(name!)" : ""
         return .push(PushEvent(source: .travis, repositoryName: slug.isEmpty ? nil : slug,
                                repositoryURLs: [build.repository?.url].compactMap { $0 }, ref: "refs/heads/\(branch)",
                                commit: commit.lowercased(), deliveryId: build.id.map { "build-\($0)" },

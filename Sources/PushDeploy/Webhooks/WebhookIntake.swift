@@ -66,6 +66,15 @@ public struct WebhookIntake: Sendable {
         self.groups = groups
     }
 
+    /// The headers, lowercase, of which a request from `sender` must carry one to be read at all.
+    public static func signatureHeaders(_ sender: WebhookSender) -> [String] {
+        switch sender {
+        case .github: ["x-hub-signature-256", "x-gitea-signature"]
+        case .gitlab: ["x-gitlab-token"]
+        case .travis: ["signature"]
+        }
+    }
+
     /// Decides what a request to `/hooks/<sender>` asks for.
     public func receive(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> WebhookDecision {
         let signedFor = try verify(sender, request)
