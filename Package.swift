@@ -93,6 +93,7 @@ let package = Package(
                 "PushDeploy",
                 "PushDeployServer",
                 "pushdeploy",
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["Fixtures"]
         ),

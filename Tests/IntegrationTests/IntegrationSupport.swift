@@ -75,12 +75,13 @@ final class RunningServer: Sendable {
     let port: Int
     let logPath: String
 
-    init(config: String, port: Int, logPath: String) throws {
+    init(config: String, port: Int, logPath: String, environment: [String: String] = [:]) throws {
         self.port = port
         self.logPath = logPath
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Integration.executable)
         process.arguments = ["serve", "--config", config, "--port", String(port)]
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log

@@ -18,6 +18,8 @@ final class ServeLab: Sendable {
     let source: String
     let token: String
     let serverPort: Int
+    /// Added to the environment of every server this lab starts.
+    let serverEnvironment: [String: String]
     let configPath: String
     private let server = Mutex<RunningServer?>(nil)
 
@@ -28,7 +30,11 @@ final class ServeLab: Sendable {
     /// Writes the repository (one commit), the token, the config and nginx's first include (blue), and starts nginx.
     ///
     /// Nothing is left behind when it throws; otherwise the test calls ``tearDown()`` (in a `defer`).
-    init(watch: String = "0s", runExtra: [String] = [], beforeSwitch: [String]? = nil) throws {
+    /// `githubSecret`: accept GitHub webhooks signed with it; `buildCommand`: instead of Gradle; `serverEnvironment`:
+    /// added to the server's own environment (as a unit's `Environment=` would).
+    init(watch: String = "0s", runExtra: [String] = [], beforeSwitch: [String]? = nil, githubSecret: String? = nil,
+         buildCommand: [String]? = nil, serverEnvironment: [String: String] = [:]) throws {
+        self.serverEnvironment = serverEnvironment
         let site = try BlueGreenLab("serve")
         self.site = site
         source = site.folder + "/source"
@@ -36,14 +42,15 @@ final class ServeLab: Sendable {
         serverPort = Integration.freePort()
         configPath = site.folder + "/pushdeploy.yml"
         do {
-            try prepare(watch: watch, runExtra: runExtra, beforeSwitch: beforeSwitch)
+            try prepare(watch: watch, runExtra: runExtra, beforeSwitch: beforeSwitch, githubSecret: githubSecret, buildCommand: buildCommand)
         } catch {
             site.tearDown()
             throw error
         }
     }
 
-    private func prepare(watch: String, runExtra: [String], beforeSwitch: [String]?) throws {
+    private func prepare(watch: String, runExtra: [String], beforeSwitch: [String]?, githubSecret: String?, buildCommand: [String]?) throws {
+        if let githubSecret { try githubSecret.write(toFile: scratch + "/github_secret", atomically: true, encoding: .utf8) }
         try FileManager.default.copyItem(atPath: Integration.root + "/examples/demo-app", toPath: source)
         try? FileManager.default.removeItem(atPath: source + "/build")
         try? FileManager.default.removeItem(atPath: source + "/.gradle")
@@ -58,8 +65,9 @@ final class ServeLab: Sendable {
         apps:
           demo:
             repository: { url: \(source), branch: main }
+        \(githubSecret == nil ? "" : "    webhooks: { github: { secret_file: github_secret } }")
             build:
-              command: [gradle, --offline, --no-daemon, -q, bootJar]
+              command: \(buildCommand.map(quoted) ?? "[gradle, --offline, --no-daemon, -q, bootJar]")
               version: "1.0.1-SNAPSHOT-{timestamp}"
               artifact: build/libs/*.jar
               timeout: 5m
@@ -107,7 +115,8 @@ final class ServeLab: Sendable {
 
     /// Starts `pushdeploy serve` and waits until it answers.
     func startServer() async throws {
-        let running = try RunningServer(config: configPath, port: serverPort, logPath: scratch + "/server-\(UUID().uuidString.prefix(6)).log")
+        let running = try RunningServer(config: configPath, port: serverPort, logPath: scratch + "/server-\(UUID().uuidString.prefix(6)).log",
+                                        environment: serverEnvironment)
         server.withLock { $0 = running }
         try await running.waitUntilReady()
     }
