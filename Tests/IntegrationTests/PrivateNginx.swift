@@ -43,6 +43,7 @@ final class PrivateNginx: Sendable {
                     proxy_set_header Connection "";
                     proxy_next_upstream error timeout http_502 http_503;
                     add_header X-Pushdeploy-Upstream $upstream_addr always;
+                    \(rolling ? "" : "error_page 502 504 = @pushdeploy_fallback;")
                     \(proxy)
                 }
             }

@@ -60,6 +60,7 @@ extension RolloutTests {
                 #expect(restart.status == .succeeded)
                 #expect(restart.trigger.source == .supervisor)
                 #expect(restart.trigger.message?.contains("exited") == true)
+                #expect(restart.note?.contains("fallback (@pushdeploy_fallback) was 1.0 on port") == true, "\(restart.note ?? "no note")")
                 #expect(restart.phases.first.map { $0.startedAt.timeIntervalSince(Date()) } ?? -99 > -60)
                 let log = String(decoding: await history.readLog(app: app.name, id: restart.id, from: 0).data, as: UTF8.self)
                 #expect(log.contains("supervision: 2.0 on port \(before.port) (live) exited"), "\(log)")
@@ -79,7 +80,12 @@ extension RolloutTests {
                 let watcher = Task { await supervision.run() }
                 defer { watcher.cancel() }
                 kill(try #require(before.pid), SIGKILL)
-                #expect(await lab.eventuallyServesOnly("1.0", within: .seconds(30)))
+                // nginx falls back on the warm slot at once (error_page @pushdeploy_fallback); the flip follows the failed restart.
+                #expect(await lab.eventuallyServesOnly("1.0", within: .seconds(5)))
+                let started = ContinuousClock.now
+                while ContinuousClock.now - started < .seconds(30), (try? lab.stateOnDisk().live.map(\.version)) != ["1.0"] {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 let state = try lab.stateOnDisk()
                 #expect(state.live.map(\.version) == ["1.0"])
                 #expect(state.entry(port: before.port) == nil)

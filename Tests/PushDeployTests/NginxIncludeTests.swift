@@ -4,14 +4,19 @@ import Testing
 
 @Suite("nginx include file")
 struct NginxIncludeTests {
-    @Test("blue-green writes one set $service_url line under a pushdeploy header")
+    @Test("blue-green sets $service_url to the live slot and names the other slot as the fallback")
     func blueGreenForm() throws {
         let text = try NginxInclude.render([8082], app: "shop", strategy: .blueGreen(blue: 8081, green: 8082))
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("# Written by pushdeploy for app shop") == true)
-        #expect(lines.last == "set $service_url http://127.0.0.1:8082;")
-        #expect(lines.filter { !$0.hasPrefix("#") } == ["set $service_url http://127.0.0.1:8082;"])
+        let directives = lines.filter { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(directives.prefix(3) == ["set $service_url http://127.0.0.1:8082;", "set $pushdeploy_fallback http://127.0.0.1:8081;",
+                                         "location @pushdeploy_fallback {"])
+        #expect(directives.contains("proxy_pass $pushdeploy_fallback;"))
         #expect(NginxInclude.ports(in: text) == [8082])
+        let back = try NginxInclude.render([8081], app: "shop", strategy: .blueGreen(blue: 8081, green: 8082))
+        #expect(back.contains("set $pushdeploy_fallback http://127.0.0.1:8082;"))
+        #expect(NginxInclude.ports(in: back) == [8081])
     }
 
     @Test("rolling writes an <app>_backend upstream with keepalive, even for one port")

@@ -107,6 +107,8 @@ public struct DemoSetup: Sendable {
                     proxy_set_header Connection "";
                     # The backend that answered: how pushdeploy proves a switch, whatever the app's pages say.
                     add_header X-Pushdeploy-Upstream $upstream_addr always;
+                    # While the live slot cannot answer (its JVM died), the other slot serves: see the include file.
+                    error_page 502 504 = @pushdeploy_fallback;
                     proxy_pass $service_url;
                 }
             }

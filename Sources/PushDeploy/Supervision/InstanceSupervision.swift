@@ -100,9 +100,18 @@ public actor InstanceSupervision {
         }
         let log = (try? await history.log(app: app.name, id: record.id)) ?? MemoryDeploymentLog()
         log.line("supervision: \(trigger.message ?? problem); restarting it (attempt \(attempt))")
-        _ = try? await history.update(app: app.name, id: record.id) { [instance] in
+        // Blue-green: the include file names the other slot as nginx's fallback; when the warm release runs there and
+        // is healthy, a site with `error_page 502 504 = @pushdeploy_fallback` serves from it meanwhile.
+        var fallback: String?
+        if entry.role == .live, case .blueGreen = app.strategy, let warm = current.role == .live ? try? await parts.state.state(app: app.name).warm.first : nil,
+           await parts.supervisor.isRunning(warm), await parts.health.isHealthy(port: warm.port, health: app.health) {
+            fallback = "while \(instance.version) was down, nginx's fallback (@pushdeploy_fallback) was \(warm.version) on port \(warm.port), running and healthy"
+            log.line("supervision: \(fallback!)")
+        }
+        _ = try? await history.update(app: app.name, id: record.id) { [instance, fallback] in
             $0.version = instance.version
             $0.commit = instance.commit
+            $0.note = fallback
             $0.enter(.starting)
         }
         do {

@@ -22,11 +22,22 @@ public enum NginxInclude {
     public static func render(_ ports: [Int], app: String, strategy: Strategy) throws(TrafficError) -> String {
         try validate(ports, app: app, strategy: strategy)
         switch strategy {
-        case .blueGreen:
+        case let .blueGreen(blue, green):
+            // The other slot (warm after a switch) is the fallback: with `error_page 502 504 = @pushdeploy_fallback;`
+            // in the location, a request the live slot cannot take (its JVM just died) is served there instead.
+            let other = ports[0] == blue ? green : blue
             return """
             # Written by pushdeploy for app \(app) (blue-green); the next switch replaces it, so do not edit.
             # Include it inside the site's server block; the location proxies with: proxy_pass $service_url;
+            # and, to fall back on the other slot while the live one is down: error_page 502 504 = @pushdeploy_fallback;
             set $service_url http://127.0.0.1:\(ports[0]);
+            set $pushdeploy_fallback http://127.0.0.1:\(other);
+            location @pushdeploy_fallback {
+                proxy_pass $pushdeploy_fallback;
+                proxy_http_version 1.1;
+                proxy_set_header Connection "";
+                add_header X-Pushdeploy-Upstream $upstream_addr always;
+            }
 
             """
         case .rolling:
