@@ -12,6 +12,14 @@ struct AppRoutes: Sendable {
     let logger: Logger
 
     func register(on router: Router<PushDeployContext>) {
+        router.get("/apps") { request, _ in
+            do {
+                try BearerToken.check(request, against: service.config.token)
+                return JSONResponse.make(.ok, service.config.apps.map(\.name))
+            } catch {
+                return ErrorMapping.response(for: error)
+            }
+        }
         for prefix in ["/apps/:app", ""] {
             router.post("\(prefix)/deploy") { request, context in
                 await guarded(request, context) { app in try await deploy(app, request) }
@@ -36,6 +44,10 @@ struct AppRoutes: Sendable {
             router.get("\(prefix)/deployments/:id/log") { request, context in
                 await guarded(request, context) { app in
                     let deployment = try await deployment(app, context)
+                    if request.headers[.accept]?.contains("text/event-stream") == true {
+                        return LogStreaming.events(history: service.history, deployment: deployment,
+                                                   lastEventID: request.headers[HTTPField.Name("Last-Event-ID")!])
+                    }
                     let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
                     return await LogStreaming.response(history: service.history, deployment: deployment, follow: follow)
                 }

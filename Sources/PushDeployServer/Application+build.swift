@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -32,5 +33,16 @@ public func buildRouter(service: DeployService, logger: Logger = Logger(label: "
     HookRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)
     AppRoutes(service: service, bodyLimit: limit, logger: logger).register(on: router)
     router.get("/healthz") { _, _ in JSONResponse.make(.ok, ["status": "ok"]) }
+    // The page is public; everything it shows comes from the API with the token the person enters.
+    router.get("/") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                                        HTTPField.Name("Content-Security-Policy")!: Dashboard.contentSecurityPolicy],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: Dashboard.page)))
+    }
+    // Open like /healthz: keep it on loopback, or let nginx publish only /hooks/ (README, "Security").
+    router.get("/metrics") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: await service.metricsText())))
+    }
     return router
 }

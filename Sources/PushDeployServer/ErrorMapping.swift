@@ -17,7 +17,8 @@ enum ErrorMapping {
             case let .noRollbackTarget(_, _, available):
                 return JSONResponse.error(.conflict, error.description, extra: ["available": available])
             case .notAvailable: return JSONResponse.error(.notImplemented, error.description)
-            case .invalidRollbackTarget: return JSONResponse.error(.badRequest, error.description)
+            case let .invalidRollbackTarget(_, _, _, available):
+                return JSONResponse.error(.badRequest, error.description, extra: ["available": available])
             }
         case let error as RequestError:
             return JSONResponse.error(error.status, error.message)

@@ -26,6 +26,12 @@ struct HookRoutes: Sendable {
     }
 
     private func receive(_ sender: WebhookSender, _ request: Request) async -> Response {
+        let response = await answer(sender, request)
+        service.metrics.webhook(sender: sender.rawValue, status: Int(response.status.code))
+        return response
+    }
+
+    private func answer(_ sender: WebhookSender, _ request: Request) async -> Response {
         do {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }

@@ -59,21 +59,27 @@ enum Accepted {
     }
 }
 
-/// Follows a deployment's log until it finishes.
+/// Follows a deployment's log until it finishes, over Server-Sent Events: each line once, as it comes.
 enum Follow {
     static func untilFinished(client: PushDeployClient, app: String, id: Int, printLog: Bool) async throws -> Deployment {
-        var printed = 0
+        var lastEventID: String?
+        var reconnects = 0
         while true {
-            let deployment = try await client.get("apps/\(app)/deployments/\(id)", as: Deployment.self)
-            if printLog {
-                let (_, log) = try await client.send("GET", "apps/\(app)/deployments/\(id)/log")
-                if log.count > printed {
-                    FileHandle.standardOutput.write(log.suffix(from: log.startIndex + printed))
-                    printed = log.count
+            do {
+                for try await event in try await client.events("apps/\(app)/deployments/\(id)/log", lastEventID: lastEventID) {
+                    if let eventID = event.id { lastEventID = eventID }
+                    if event.name == "line", printLog { FileHandle.standardOutput.write(Data((event.data + "\n").utf8)) }
                 }
+            } catch let error as ClientError where error.status != nil {
+                throw error
+            } catch {
+                // A dropped connection (a restart of the server): resume where the last line ended.
+                reconnects += 1
+                if reconnects > 30 { throw error }
+                try await Task.sleep(for: .seconds(1))
             }
+            let deployment = try await client.get("apps/\(app)/deployments/\(id)", as: Deployment.self)
             if deployment.status.isFinished { return deployment }
-            try await Task.sleep(for: .milliseconds(500))
         }
     }
 }

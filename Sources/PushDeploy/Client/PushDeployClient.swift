@@ -53,6 +53,40 @@ public struct PushDeployClient: Sendable {
         return (status, data)
     }
 
+    /// Follows a deployment's log as Server-Sent Events (`line`, `phase`, `end`), resuming after `lastEventID`.
+    /// The stream ends after `end`, or when the connection drops (the caller may reconnect with the last id).
+    public func events(_ path: String, lastEventID: String? = nil) async throws -> AsyncThrowingStream<ServerSentEvent, any Error> {
+        guard let url = URL(string: path, relativeTo: baseURL)?.absoluteURL else { throw ClientError(message: "bad path \(path)") }
+        var headers = ["Accept": "text/event-stream"]
+        if let token { headers["Authorization"] = "Bearer \(token.text)" }
+        if let lastEventID { headers["Last-Event-ID"] = lastEventID }
+        let (status, body): (Int, AsyncThrowingStream<[UInt8], any Error>)
+        do {
+            (status, body) = try await HTTPProbe.stream(url: url.absoluteString, headers: headers, timeout: .seconds(30))
+        } catch let error as HealthError {
+            guard case let .request(_, reason) = error else { throw error }
+            throw ClientError(message: "cannot reach pushdeploy at \(baseURL.absoluteString): \(reason)")
+        }
+        guard (200..<300).contains(status) else { throw ClientError(message: "\(status): cannot follow \(path)", status: status) }
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                var parser = ServerSentEventParser()
+                do {
+                    for try await bytes in body {
+                        for event in parser.feed(bytes) {
+                            continuation.yield(event)
+                            if event.name == "end" { continuation.finish(); return }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
     /// Sends a request and decodes the JSON answer.
     public func get<Value: Decodable>(_ path: String, as type: Value.Type) async throws -> Value {
         let (_, data) = try await send("GET", path)

@@ -14,6 +14,8 @@ public struct Config: Sendable {
     public var baseDirectory: String
     /// What is allowed but unsafe (a secret file others can read), for `check` and the server log.
     public var warnings: [String] = []
+    /// Where people reach the dashboard (`public_url`), for links in commit statuses and notifications.
+    public var publicURL: String?
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9000), stateDirectory: String,
                 token: Secret? = nil, bodyLimit: Int = 5 * 1024 * 1024, apps: [AppConfig], baseDirectory: String = ".") {
@@ -64,6 +66,10 @@ public struct AppConfig: Sendable {
     public var keepHistory: Int = AppHistorySettings.defaultKeepHistory
     /// The most a deployment log grows to (`deploy_log_max_size`); past it the start is cut, the tail kept.
     public var logMaxBytes: Int = AppHistorySettings.defaultLogMaxBytes
+    /// The git host's commit status for each deployed commit (`commit_status`).
+    public var commitStatus: CommitStatusConfig?
+    /// Chat and JSON webhooks told about deployments (`notify`).
+    public var notify: [NotifyTarget] = []
 
     /// Every port the app's instances may use.
     public var ports: [Int] {

@@ -59,7 +59,7 @@ private struct Parser {
     let base: String
 
     func config(_ root: Node) -> Config? {
-        let top = reader.mapping(root, "", allowed: ["listen", "state_dir", "token_file", "token_env", "body_limit", "apps"])
+        let top = reader.mapping(root, "", allowed: ["listen", "state_dir", "token_file", "token_env", "body_limit", "apps", "public_url"])
         guard let top else { return nil }
         let listen = reader.string(top, "listen", "").flatMap { listenAddress($0, top["listen"]) }
             ?? ListenAddress(host: "127.0.0.1", port: 9000)
@@ -89,14 +89,22 @@ private struct Parser {
             reader.problem("apps", top["apps"], "name at least one app")
         }
         checkPorts(apps, listen: listen, top: top)
-        return Config(listen: listen, stateDirectory: stateDirectory, token: token, bodyLimit: bodyLimit,
-                      apps: apps, baseDirectory: base)
+        var config = Config(listen: listen, stateDirectory: stateDirectory, token: token, bodyLimit: bodyLimit,
+                            apps: apps, baseDirectory: base)
+        if let url = reader.string(top, "public_url", "") {
+            if let scheme = URLComponents(string: url)?.scheme?.lowercased(), scheme == "http" || scheme == "https" {
+                config.publicURL = url
+            } else {
+                reader.problem("public_url", top["public_url"], "'\(url)' is not an http:// or https:// URL")
+            }
+        }
+        return config
     }
 
     private func app(_ name: String, _ node: Node, _ path: String) -> AppConfig? {
         let map = reader.mapping(node, path, allowed: [
             "repository", "webhooks", "build", "run", "strategy", "slots", "instances", "health", "watch",
-            "keep_previous_warm", "nginx", "keep_releases", "hooks", "keep_history", "deploy_log_max_size",
+            "keep_previous_warm", "nginx", "keep_releases", "hooks", "keep_history", "deploy_log_max_size", "commit_status", "notify",
         ])
         guard let map else { return nil }
         if map["repository"] == nil { reader.problem("\(path).repository", node, "missing (required)") }
@@ -115,12 +123,14 @@ private struct Parser {
         let hooks = map["hooks"].map { self.hooks($0, "\(path).hooks") } ?? LifecycleHooks()
         let keepHistory = reader.int(map, "keep_history", path, range: 10...1_000_000) ?? AppHistorySettings.defaultKeepHistory
         let logMaxBytes = reader.size(map, "deploy_log_max_size", path, range: 64 << 10 ... 1 << 30) ?? AppHistorySettings.defaultLogMaxBytes
+        let commitStatus = map["commit_status"].flatMap { self.commitStatus($0, "\(path).commit_status", repository: repository) }
+        let notify = map["notify"].map { self.notify($0, "\(path).notify") } ?? []
         guard let repository, let strategy else { return nil }
         return AppConfig(name: name, repository: repository, webhooks: webhooks, build: build, run: run,
                          strategy: strategy, health: health, watch: watch,
                          keepPreviousWarm: reader.bool(map, "keep_previous_warm", path) ?? true,
                          nginx: nginx, keepReleases: keepReleases, hooks: hooks,
-                         keepHistory: keepHistory, logMaxBytes: logMaxBytes)
+                         keepHistory: keepHistory, logMaxBytes: logMaxBytes, commitStatus: commitStatus, notify: notify)
     }
 
     private func repository(_ node: Node, _ path: String) -> RepositoryConfig? {
@@ -339,6 +349,91 @@ private struct Parser {
         return nginx
     }
 
+    private func commitStatus(_ node: Node, _ path: String, repository: RepositoryConfig?) -> CommitStatusConfig? {
+        let map = reader.mapping(node, path, allowed: ["provider", "api_url", "repository", "token_file", "token_env"])
+        guard let map else { return nil }
+        let providerName = reader.string(map, "provider", path, required: true)
+        guard let providerName else { return nil }
+        guard let provider = CommitStatusConfig.Provider(rawValue: providerName) else {
+            reader.problem("\(path).provider", map["provider"], "'\(providerName)' is not a provider; use github, gitea or gitlab")
+            return nil
+        }
+        let defaultAPI: String? = switch provider {
+        case .github: "https://api.github.com"
+        case .gitlab: "https://gitlab.com/api/v4"
+        case .gitea: nil
+        }
+        guard let api = reader.string(map, "api_url", path) ?? defaultAPI else {
+            reader.problem("\(path).api_url", node, "missing: Gitea's API is at https://<your host>/api/v1")
+            return nil
+        }
+        // By default the repository's owner/name (or GitLab's namespace path) from its URL.
+        let fromURL = repository.map { RepositoryMatcher.normalize($0.url) }.flatMap { normalized in
+            normalized.firstIndex(of: "/").map { String(normalized[normalized.index(after: $0)...]) }
+        }
+        guard let name = reader.string(map, "repository", path) ?? fromURL, !name.isEmpty else {
+            reader.problem("\(path).repository", node, "missing: owner/name, or the GitLab project id")
+            return nil
+        }
+        guard let token = secret(map, fileKey: "token_file", envKey: "token_env", path: path) else {
+            if map["token_file"] == nil, map["token_env"] == nil {
+                reader.problem(path, node, "a token is needed to post statuses (token_file or token_env)")
+            }
+            return nil
+        }
+        return CommitStatusConfig(provider: provider, apiURL: api, repository: name, token: token)
+    }
+
+    private func notify(_ node: Node, _ path: String) -> [NotifyTarget] {
+        guard case let .sequence(items) = node else {
+            reader.problem(path, node, "a list of targets, like - { kind: slack, url_file: /etc/pushdeploy/slack_url, events: [failed] }")
+            return []
+        }
+        var targets: [NotifyTarget] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let map = reader.mapping(item, itemPath, allowed: ["kind", "url", "url_file", "url_env", "events"]) else { continue }
+            guard let kindName = reader.string(map, "kind", itemPath, required: true) else { continue }
+            guard let kind = NotifyTarget.Kind(rawValue: kindName) else {
+                reader.problem("\(itemPath).kind", map["kind"], "'\(kindName)' is not a kind; use slack or json")
+                continue
+            }
+            let url: Secret?
+            if let plain = reader.string(map, "url", itemPath) {
+                url = map["url_file"] == nil && map["url_env"] == nil ? Secret(plain) : nil
+                if url == nil { reader.problem(itemPath, item, "give one of url, url_file and url_env") }
+            } else {
+                url = secret(map, fileKey: "url_file", envKey: "url_env", path: itemPath)
+            }
+            guard let url else {
+                if map["url"] == nil, map["url_file"] == nil, map["url_env"] == nil { reader.problem(itemPath, item, "missing: url, url_file or url_env") }
+                continue
+            }
+            guard let scheme = URLComponents(string: url.text)?.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+                reader.problem(itemPath, item, "the URL is not http:// or https://")
+                continue
+            }
+            var events = Set(NotifyEvent.allCases)
+            if let node = map["events"] {
+                if case let .sequence(names) = node {
+                    events = []
+                    for name in names {
+                        guard let text = name.scalar?.string, let event = NotifyEvent(rawValue: text) else {
+                            reader.problem("\(itemPath).events", name, "'\(name.scalar?.string ?? "…")' is not an event; use "
+                                           + NotifyEvent.allCases.map(\.rawValue).joined(separator: ", "))
+                            continue
+                        }
+                        events.insert(event)
+                    }
+                } else {
+                    reader.problem("\(itemPath).events", node, "a list, like [succeeded, failed]")
+                }
+            }
+            targets.append(NotifyTarget(kind: kind, url: url, events: events))
+        }
+        return targets
+    }
+
     private func hooks(_ node: Node, _ path: String) -> LifecycleHooks {
         var hooks = LifecycleHooks()
         let map = reader.mapping(node, path, allowed: [
@@ -461,13 +556,6 @@ private struct Parser {
     }
 
     static func byteSize(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1024 * 1024), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if let plain = Int(trimmed) { return plain }
-        for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
-            return Int(number).map { $0 * factor }
-        }
-        return nil
+        YAMLReader.parseSize(text)
     }
 }

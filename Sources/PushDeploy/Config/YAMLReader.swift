@@ -79,7 +79,7 @@ final class YAMLReader {
         return value
     }
 
-    /// A size in bytes: `512`, `64KiB`, `10MiB`, `1GiB` (also `KB`, `MB`, `GB`, `K`, `M`, `G`, all powers of 1024).
+    /// A size in bytes: `512`, `64KiB`, `10MiB`, `1GiB` (also `K`, `M`, `G` for the same; `KB`, `MB`, `GB` are powers of 1000).
     func size(_ map: [String: Node]?, _ key: String, _ path: String, range: ClosedRange<Int>) -> Int? {
         guard let node = map?[key] else { return nil }
         guard let text = node.scalar?.string, let value = Self.parseSize(text) else {
@@ -97,8 +97,8 @@ final class YAMLReader {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
         guard let number = Int(digits) else { return nil }
-        let units: [String: Int] = ["": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-                                    "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30]
+        let units: [String: Int] = ["": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1_000_000,
+                                    "mib": 1 << 20, "g": 1 << 30, "gb": 1_000_000_000, "gib": 1 << 30]
         let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
         guard let factor = units[unit] else { return nil }
         let (bytes, overflow) = number.multipliedReportingOverflow(by: factor)

@@ -11,6 +11,8 @@ public protocol DeploymentRunner: Sendable {
 public actor DeployQueue {
     public nonisolated let app: AppConfig
     private let history: any DeploymentHistory
+    private let metrics: DeploymentMetrics?
+    private let notifier: DeploymentNotifier?
     private let runner: any DeploymentRunner
     private var running: Running?
     private var waiting: Deployment?
@@ -29,9 +31,12 @@ public actor DeployQueue {
         var task: Task<Void, Never>?
     }
 
-    public init(app: AppConfig, history: any DeploymentHistory, runner: any DeploymentRunner) {
+    public init(app: AppConfig, history: any DeploymentHistory, runner: any DeploymentRunner, metrics: DeploymentMetrics? = nil,
+                notifier: DeploymentNotifier? = nil) {
         self.app = app
         self.history = history
+        self.metrics = metrics
+        self.notifier = notifier
         self.runner = runner
     }
 
@@ -170,6 +175,7 @@ public actor DeployQueue {
         let id = deployment.id
         let log: any DeploymentLog = (try? await history.log(app: app.name, id: id)) ?? MemoryDeploymentLog()
         log.line("\(deployment.kind.rawValue) \(id) of \(app.name) started (trigger: \(deployment.trigger.source.rawValue))")
+        notifier?.notify(.started, deployment: deployment, app: app)
         let progress = DeploymentProgress(
             app: app.name, id: id, kind: deployment.kind, log: log,
             enterPhase: { phase in try await self.enter(id, phase) },
@@ -193,11 +199,23 @@ public actor DeployQueue {
         }
         log.line("\(deployment.kind.rawValue) \(id) \(status.rawValue)\(reason.map { ": \($0)" } ?? "")")
         do {
-            try await history.update(app: app.name, id: id) { [status, reason] in $0.finish(status, error: reason) }
+            let final = try await history.update(app: app.name, id: id) { [status, reason] in $0.finish(status, error: reason) }
+            metrics?.finished(final)
+            if let event = Self.event(for: final) { notifier?.notify(event, deployment: final, app: app) }
         } catch {
             log.line("could not record the end of the deployment: \(error)")
         }
         await finished(id)
+    }
+
+    /// What the end of a deployment is called in notifications; nil for one that never ran (superseded).
+    static func event(for deployment: Deployment) -> NotifyEvent? {
+        switch deployment.status {
+        case .succeeded: deployment.kind == .rollback ? .rolledBack : .succeeded
+        case .rolledBack: .autoRollback
+        case .failed, .interrupted, .cancelled: .failed
+        default: nil
+        }
     }
 
     private func enter(_ id: Int, _ phase: DeploymentStatus) async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The core of a running pushdeploy: the history and one queue per app.
 public struct DeployService: Sendable {
@@ -11,11 +12,13 @@ public struct DeployService: Sendable {
     /// Keeps the live and warm instances serving after a deployment; nil in tests that run none.
     public let supervision: InstanceSupervision?
     private let queues: [String: DeployQueue]
+    /// What `GET /metrics` answers.
+    public let metrics = DeploymentMetrics()
 
     /// Makes the queues; call ``open()`` before taking requests. `parts`: the instances, nginx and state the
     /// service reconciles at start-up and supervises afterwards.
     public init(config: Config, history: (any DeploymentHistory)? = nil, runner: any DeploymentRunner,
-                rollbackTargets: HistoryRollbackTargets? = nil, parts: RolloutParts? = nil) {
+                rollbackTargets: HistoryRollbackTargets? = nil, parts: RolloutParts? = nil, notifier: DeploymentNotifier? = nil) {
         self.config = config
         let history = history ?? FileDeploymentHistory(stateDirectory: config.stateDirectory)
         self.history = history
@@ -23,10 +26,12 @@ public struct DeployService: Sendable {
         self.reconciler = parts.map(InstanceReconciler.init)
         var queues: [String: DeployQueue] = [:]
         for app in config.apps {
-            queues[app.name] = DeployQueue(app: app, history: history, runner: runner)
+            queues[app.name] = DeployQueue(app: app, history: history, runner: runner, metrics: metrics, notifier: notifier)
         }
         self.queues = queues
-        supervision = parts.map { InstanceSupervision(apps: config.apps, parts: $0, history: history, queues: queues) }
+        supervision = parts.map { [metrics] in
+            InstanceSupervision(apps: config.apps, parts: $0, history: history, queues: queues, metrics: metrics, notifier: notifier)
+        }
     }
 
     /// The production service for `config`: history files, libgit2, Gradle, detached instances or systemd, nginx.
@@ -35,7 +40,12 @@ public struct DeployService: Sendable {
         let history = FileDeploymentHistory(stateDirectory: config.stateDirectory)
         let parts = RolloutParts.standard(config: config, releases: FileReleaseStore(stateDirectory: config.stateDirectory))
         let deployer = Deployer.standard(config: config, history: history, parts: parts)
-        return DeployService(config: config, history: history, runner: deployer, rollbackTargets: deployer.rollbackTargets, parts: parts)
+        let logger = Logger(label: "pushdeploy.notify")
+        let notifier = DeploymentNotifier(dashboardURL: config.publicURL ?? "http://\(config.listen.host):\(config.listen.port)/") { problem in
+            logger.warning("\(problem)")
+        }
+        return DeployService(config: config, history: history, runner: deployer, rollbackTargets: deployer.rollbackTargets, parts: parts,
+                             notifier: notifier)
     }
 
     /// Reads the history and closes what a previous run left unfinished as `interrupted`.
@@ -92,8 +102,9 @@ public struct DeployService: Sendable {
         } catch {
             throw refuse("neither a deployment id nor a version name (letters, digits, . _ + -, not starting with a dot)")
         }
-        if let releases = rollbackTargets?.releases, (try? await releases.release(app: app, version: target)) == nil {
-            throw refuse("no stored release has that version")
+        if let targets = rollbackTargets, (try? await targets.releases.release(app: app, version: target)) == nil {
+            throw DeployError.invalidRollbackTarget(app: app, target: target, reason: "release \(target) is not stored (pruned or never built)",
+                                                    available: await targets.candidates(app: app).map(\.version))
         }
     }
 
@@ -119,6 +130,20 @@ public struct DeployService: Sendable {
                          instances: slots,
                          rollbackCandidates: await rollbackTargets?.candidates(app: app).map(\.version) ?? [],
                          queue: await queue.snapshot(), lastDeployment: lastDeployment)
+    }
+
+    /// The metrics as Prometheus text, with the gauges read now: each app's queue depth and live release.
+    public func metricsText() async -> String {
+        for app in config.apps {
+            guard let queue = queues[app.name] else { continue }
+            let snapshot = await queue.snapshot()
+            metrics.queueDepth(app: app.name, depth: (snapshot.running == nil ? 0 : 1) + snapshot.waiting.count)
+            if let state = try? await rollbackTargets?.state?.state(app: app.name),
+               let live = state.live.max(by: { $0.startedAt < $1.startedAt }) {
+                metrics.live(app: app.name, version: live.version, commit: live.commit)
+            }
+        }
+        return metrics.text()
     }
 
     /// Waits until every queue is idle (for tests and the demo).

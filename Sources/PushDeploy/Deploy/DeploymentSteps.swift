@@ -104,13 +104,15 @@ public enum DeployError: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownApp(String)
     case noRollbackTarget(app: String, reason: String, available: [String])
     /// A rollback `to` that names neither a deployment nor a stored version; refused before anything is queued.
-    case invalidRollbackTarget(app: String, target: String, reason: String)
+    case invalidRollbackTarget(app: String, target: String, reason: String, available: [String] = [])
 
     public var description: String {
         switch self {
         case let .notAvailable(step): "\(step) is not available in this version of pushdeploy"
         case let .unknownApp(name): "no app named \(name)"
-        case let .invalidRollbackTarget(app, target, reason): "cannot roll \(app) back to \"\(target)\": \(reason)"
+        case let .invalidRollbackTarget(app, target, reason, available):
+            "cannot roll \(app) back to \"\(target)\": \(reason)"
+                + (available.isEmpty ? "" : "; releases one can roll back to: \(available.joined(separator: ", "))")
         case let .noRollbackTarget(app, reason, available):
             available.isEmpty
                 ? "cannot roll back \(app): \(reason); no stored release to roll back to"

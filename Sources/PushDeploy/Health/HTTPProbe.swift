@@ -98,6 +98,34 @@ public enum HTTPProbe {
                       cut: cut, headers: headers)
     }
 
+    /// GETs `url` and hands over its body as it arrives, for as long as the server sends it (a stream of events).
+    /// Throws ``HealthError/request(url:reason:)`` when no answer head comes within `timeout`, or for a non-2xx status.
+    public static func stream(url: String, headers: [String: String], timeout: Duration) async throws -> (status: Int, body: AsyncThrowingStream<[UInt8], any Error>) {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "pushdeploy")
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request.headers.replaceOrAdd(name: name, value: value) }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
+        } catch {
+            try Task.checkCancellation()
+            throw HealthError.request(url: url, reason: reason(for: error, timeout: timeout))
+        }
+        let body = response.body
+        let stream = AsyncThrowingStream<[UInt8], any Error> { continuation in
+            let reader = Task {
+                do {
+                    for try await part in body { continuation.yield(Array(part.readableBytesView)) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+        return (Int(response.status.code), stream)
+    }
+
     /// `http://host:port/path`, an IPv6 address in brackets.
     public static func url(host: String, port: Int, path: String) -> String {
         "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path.hasPrefix("/") ? path : "/" + path)"

@@ -13,6 +13,8 @@ public actor InstanceSupervision {
     private let parts: RolloutParts
     private let history: any DeploymentHistory
     private let queues: [String: DeployQueue]
+    private let metrics: DeploymentMetrics?
+    private let notifier: DeploymentNotifier?
     /// How often processes are checked.
     private let tick: Duration
     /// Failed health probes in a row that make a live instance count as hung.
@@ -28,7 +30,9 @@ public actor InstanceSupervision {
     private var watches: [String: Watch] = [:]
 
     public init(apps: [AppConfig], parts: RolloutParts, history: any DeploymentHistory, queues: [String: DeployQueue],
-                tick: Duration = .milliseconds(500)) {
+                metrics: DeploymentMetrics? = nil, notifier: DeploymentNotifier? = nil, tick: Duration = .milliseconds(500)) {
+        self.metrics = metrics
+        self.notifier = notifier
         self.apps = apps.filter { $0.run.runner == .process }
         self.parts = parts
         self.history = history
@@ -120,11 +124,18 @@ public actor InstanceSupervision {
                 state.set(restarted, role: entry.role, restarts: (entry.restarts ?? 0) + 1)
             }
             log.line("supervision: \(instance.version) serves again on port \(instance.port) (pid \(restarted.pid.map(String.init) ?? "?"))")
-            _ = try? await history.update(app: app.name, id: record.id) { $0.enter(.healthy); $0.finish(.succeeded) }
+            let final = try? await history.update(app: app.name, id: record.id) { $0.enter(.healthy); $0.finish(.succeeded) }
+            metrics?.instanceRestarted(app: app.name, succeeded: true)
+            if let final {
+                metrics?.finished(final)
+                notifier?.notify(.instanceRestarted, deployment: final, app: app)
+            }
             return .restarted
         } catch {
             log.line("supervision: the restart failed: \(error)")
-            _ = try? await history.update(app: app.name, id: record.id) { [reason = "\(error)"] in $0.finish(.failed, error: reason) }
+            let final = try? await history.update(app: app.name, id: record.id) { [reason = "\(error)"] in $0.finish(.failed, error: reason) }
+            metrics?.instanceRestarted(app: app.name, succeeded: false)
+            if let final { metrics?.finished(final) }
         }
         guard entry.role == .live, case .blueGreen = app.strategy else { return .failed }
         return await flipToWarm(from: instance, problem: problem, app: app) ? .flipped : .failed
@@ -173,7 +184,10 @@ public actor InstanceSupervision {
             }
             try? await parts.supervisor.stop(dead, app: app, log: log)
             log.line("supervision: \(warm.version) serves; \(dead.version) is stopped")
-            _ = try? await history.update(app: app.name, id: record.id) { $0.finish(.succeeded) }
+            if let final = try? await history.update(app: app.name, id: record.id, { $0.finish(.succeeded) }) {
+                metrics?.finished(final)
+                notifier?.notify(.autoRollback, deployment: final, app: app)
+            }
             return true
         } catch {
             log.line("supervision: the flip to \(warm.version) failed: \(error)")

@@ -229,7 +229,8 @@ extension NginxTrafficSwitch {
             if left <= .zero {
                 throw TrafficError.notConfirmed(url: target.description, expected: expected, waited: confirmTimeout, lastAnswer: last)
             }
-            let outcome = await fetch(target, min(left, .seconds(2)))
+            // At least a quarter second: a last request cut to nothing would only report its own timeout.
+            let outcome = await fetch(target, max(min(left, .seconds(2)), .milliseconds(250)))
             if accepts(outcome) { return }
             last = outcome.summary
             try await Task.sleep(for: min(pollInterval, max(deadline - ContinuousClock.now, .zero)))
