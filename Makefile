@@ -16,7 +16,7 @@ CONFIG ?= examples/pushdeploy.yml
 DEBUG_BIN := .build/debug/pushdeploy
 
 # The system packages the build and the integration tests need (Debian/Ubuntu).
-APT_PACKAGES := libgit2-dev pkg-config nginx gradle wrk webhook
+APT_PACKAGES := libgit2-dev pkg-config nginx gradle wrk webhook chromium chromium-driver python3-selenium prometheus
 
 # sudo only when not root: CI runs as root and may have no sudo at all.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
