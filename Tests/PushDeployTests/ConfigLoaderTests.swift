@@ -199,4 +199,37 @@ struct ConfigLoaderTests {
         let found = problems(yaml(one))
         #expect(found.contains { $0.contains("instances") && $0.contains("at least two") }, "\(found)")
     }
+
+    @Test func commitStatusAndNotificationsAreRead() throws {
+        scratch.write("gh_status_token", "ghs_status\n")
+        scratch.write("slack_url", "https://hooks.slack.com/services/T0/B0/secret\n")
+        let text = yaml(shop + """
+
+            commit_status: { provider: github, token_file: gh_status_token }
+            notify:
+              - { kind: slack, url_file: slack_url, events: [failed, auto_rollback] }
+              - { kind: json, url: "https://ops.example.com/hook" }
+        """, top: "public_url: https://deploy.example.com")
+        let config = try load(text)
+        let app = config.apps[0]
+        #expect(config.publicURL == "https://deploy.example.com")
+        #expect(app.commitStatus?.provider == .github)
+        #expect(app.commitStatus?.apiURL == "https://api.github.com")
+        #expect(app.commitStatus?.repository == "acme/shop")
+        #expect(app.commitStatus?.token.text == "ghs_status")
+        #expect(app.notify.count == 2)
+        #expect(app.notify[0].events == [.failed, .autoRollback])
+        #expect(app.notify[0].url.text.hasSuffix("/secret"))
+        #expect(app.notify[1].events == Set(NotifyEvent.allCases))
+        let bad = problems(yaml(shop + """
+
+            commit_status: { provider: bitbucket, token_file: gh_status_token }
+            notify:
+              - { kind: teams, url: "https://x" }
+              - { kind: json, url: "ftp://x", events: [deployed] }
+        """))
+        #expect(bad.contains { $0.contains("commit_status.provider") && $0.contains("bitbucket") }, "\(bad)")
+        #expect(bad.contains { $0.contains("notify[0].kind") }, "\(bad)")
+        #expect(bad.contains { $0.contains("notify[1]") && $0.contains("not http") }, "\(bad)")
+    }
 }
