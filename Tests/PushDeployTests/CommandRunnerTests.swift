@@ -196,4 +196,11 @@ private final class RunnerScratchFolder: Sendable {
     var resolvedPath: String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    @Test("a logged command line masks the values of arguments named password, secret or token")
+    func secretsAreMaskedInCommandLines() {
+        let command = Command(["java", "-Ddb.password=hunter2", "--api-token", "abc123", "--spring.datasource.password=p@ss", "-jar", "app.jar",
+                               "--secret-key=s", "--port=8080"])
+        #expect(command.description == "java -Ddb.password=*** --api-token *** --spring.datasource.password=*** -jar app.jar --secret-key=*** --port=8080")
+    }
 }

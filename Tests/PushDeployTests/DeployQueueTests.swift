@@ -72,6 +72,25 @@ struct DeployQueueTests {
         #expect(await runner.startedIDs == [first.id, newest])
     }
 
+    @Test("a rollback during the watch cuts it short: the watched deployment is rolled_back and the rollback starts at once")
+    func aRollbackDuringTheWatchStartsAtOnce() async throws {
+        let (queue, store, runner) = try await makeQueue()
+        let deployment = try await queue.submit(push("a1")).deployment
+        await runner.waitUntilParked(deployment.id)
+        await runner.open(deployment.id, .watchThenWait)
+        await runner.waitUntilParked(deployment.id)
+        let asked = ContinuousClock.now
+        let rollback = try await queue.rollback(to: nil, trigger: Trigger(source: .manual))
+        await runner.waitUntilParked(rollback.id)
+        #expect(ContinuousClock.now - asked < .seconds(2))
+        let watched = try #require(try await store.deployment(app: "shop", id: deployment.id))
+        #expect(watched.status == .rolledBack)
+        #expect(watched.error == "rolled back by deployment \(rollback.id) during watching")
+        await runner.open(rollback.id)
+        await queue.waitUntilIdle()
+        #expect(try await store.deployment(app: "shop", id: rollback.id)?.status == .succeeded)
+    }
+
     @Test func aRepeatedDeliveryReturnsTheFirstDeployment() async throws {
         let (queue, store, runner) = try await makeQueue()
         let first = try await queue.submit(push("a1", delivery: "guid-1"))

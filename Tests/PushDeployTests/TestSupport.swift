@@ -35,7 +35,7 @@ func testApp(_ name: String = "shop", cancelSuperseded: Bool = false, githubSecr
 
 /// A runner whose deployments wait at a gate the test opens, so the test decides when each one ends.
 actor GatedRunner: DeploymentRunner {
-    enum Step: Sendable { case succeed, fail(String), switchThenWait }
+    enum Step: Sendable { case succeed, fail(String), switchThenWait, watchThenWait }
 
     private var gates: [Int: CheckedContinuation<Step, Never>] = [:]
     private var started: [Int] = []
@@ -54,6 +54,11 @@ actor GatedRunner: DeploymentRunner {
             throw TestFailure(reason: reason)
         case .switchThenWait:
             try await progress.enter(.switching)
+            _ = try await wait(deployment.id)
+            return .live
+        case .watchThenWait:
+            try await progress.enter(.switching)
+            try await progress.enter(.watching)
             _ = try await wait(deployment.id)
             return .live
         }

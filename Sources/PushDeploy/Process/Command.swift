@@ -31,7 +31,7 @@ public struct Command: Sendable, Equatable, CustomStringConvertible {
                 continue
             }
             if let equals = argument.firstIndex(of: "="), Self.isSecretName(argument[..<equals]) {
-                words.append(Self.quoted(String(argument[...equals]) + "***"))
+                words.append(Self.quoted(String(argument[...equals])) + "***")
             } else {
                 words.append(Self.quoted(argument))
                 maskNext = argument.hasPrefix("-") && Self.isSecretName(Substring(argument))
