@@ -28,7 +28,9 @@ final class PrivateNginx: Sendable {
         error_log \(prefix)/logs/error.log warn;
         events { worker_connections 1024; }
         http {
-            access_log off;
+            # pushdeploy's access log format (examples/nginx-site.conf): the guard's signal.
+            log_format pushdeploy '$msec\t$status\t$upstream_addr\t$upstream_status\t$request_time';
+            access_log \(prefix)/logs/pushdeploy.log pushdeploy;
             client_body_temp_path \(prefix)/temp/body;
             proxy_temp_path \(prefix)/temp/proxy;
             fastcgi_temp_path \(prefix)/temp/fastcgi;
@@ -54,10 +56,12 @@ final class PrivateNginx: Sendable {
 
     /// The argument lists pushdeploy's config gives for this instance.
     var nginxConfig: NginxConfig {
-        NginxConfig(includeFile: includeFile,
-                    test: ["/usr/sbin/nginx", "-p", prefix, "-c", prefix + "/conf/nginx.conf", "-t", "-q"],
-                    reload: ["/usr/sbin/nginx", "-p", prefix, "-c", prefix + "/conf/nginx.conf", "-s", "reload"],
-                    verifyURL: "http://127.0.0.1:\(port)/")
+        var config = NginxConfig(includeFile: includeFile,
+                                 test: ["/usr/sbin/nginx", "-p", prefix, "-c", prefix + "/conf/nginx.conf", "-t", "-q"],
+                                 reload: ["/usr/sbin/nginx", "-p", prefix, "-c", prefix + "/conf/nginx.conf", "-s", "reload"],
+                                 verifyURL: "http://127.0.0.1:\(port)/")
+        config.accessLog = prefix + "/logs/pushdeploy.log"
+        return config
     }
 
     /// Starts nginx once the include file exists (pushdeploy writes the first one on the first switch).

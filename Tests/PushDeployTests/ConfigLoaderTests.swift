@@ -232,4 +232,14 @@ struct ConfigLoaderTests {
         #expect(bad.contains { $0.contains("notify[0].kind") }, "\(bad)")
         #expect(bad.contains { $0.contains("notify[1]") && $0.contains("not http") }, "\(bad)")
     }
+
+    @Test func theGuardAndTheAccessLogAreRead() throws {
+        let text = yaml(shop.replacingOccurrences(of: "verify_url: http://127.0.0.1/", with: "verify_url: http://127.0.0.1/\n      access_log: nginx/access.log")
+                        + "\n    guard: { max_error_ratio: 0.1, min_requests: 50, window: 20s, max_p99: 2s }")
+        let app = try load(text).apps[0]
+        #expect(app.nginx?.accessLog?.hasSuffix("/nginx/access.log") == true)
+        #expect(app.guardConfig == GuardConfig(maxErrorRatio: 0.1, minRequests: 50, window: .seconds(20), maxP99: .seconds(2)))
+        let bad = problems(yaml(shop + "\n    guard: { max_error_ratio: 5 }"))
+        #expect(bad.contains { $0.contains("guard.max_error_ratio") }, "\(bad)")
+    }
 }

@@ -70,6 +70,8 @@ public struct AppConfig: Sendable {
     public var commitStatus: CommitStatusConfig?
     /// Chat and JSON webhooks told about deployments (`notify`).
     public var notify: [NotifyTarget] = []
+    /// Judges the new release by what nginx saw during the watch (`guard`); nil: only the health check watches.
+    public var guardConfig: GuardConfig?
 
     /// Every port the app's instances may use.
     public var ports: [Int] {
@@ -210,6 +212,8 @@ public struct HealthConfig: Sendable {
 /// The nginx include file pushdeploy owns and the commands that test and reload nginx.
 public struct NginxConfig: Sendable {
     public var includeFile: String
+    /// The access log in pushdeploy's format (`examples/nginx-site.conf`), the guard's signal; nil turns the guard off.
+    public var accessLog: String?
     public var test: [String]
     public var reload: [String]
     /// A URL through nginx that must answer from the new release after the switch.

@@ -105,6 +105,7 @@ private struct Parser {
         let map = reader.mapping(node, path, allowed: [
             "repository", "webhooks", "build", "run", "strategy", "slots", "instances", "health", "watch",
             "keep_previous_warm", "nginx", "keep_releases", "hooks", "keep_history", "deploy_log_max_size", "commit_status", "notify",
+            "guard",
         ])
         guard let map else { return nil }
         if map["repository"] == nil { reader.problem("\(path).repository", node, "missing (required)") }
@@ -125,12 +126,14 @@ private struct Parser {
         let logMaxBytes = reader.size(map, "deploy_log_max_size", path, range: 64 << 10 ... 1 << 30) ?? AppHistorySettings.defaultLogMaxBytes
         let commitStatus = map["commit_status"].flatMap { self.commitStatus($0, "\(path).commit_status", repository: repository) }
         let notify = map["notify"].map { self.notify($0, "\(path).notify") } ?? []
+        let guardConfig = map["guard"].flatMap { self.guardConfig($0, "\(path).guard") }
         guard let repository, let strategy else { return nil }
         return AppConfig(name: name, repository: repository, webhooks: webhooks, build: build, run: run,
                          strategy: strategy, health: health, watch: watch,
                          keepPreviousWarm: reader.bool(map, "keep_previous_warm", path) ?? true,
                          nginx: nginx, keepReleases: keepReleases, hooks: hooks,
-                         keepHistory: keepHistory, logMaxBytes: logMaxBytes, commitStatus: commitStatus, notify: notify)
+                         keepHistory: keepHistory, logMaxBytes: logMaxBytes, commitStatus: commitStatus, notify: notify,
+                         guardConfig: guardConfig)
     }
 
     private func repository(_ node: Node, _ path: String) -> RepositoryConfig? {
@@ -328,7 +331,7 @@ private struct Parser {
     }
 
     private func nginx(_ node: Node, _ path: String) -> NginxConfig? {
-        let map = reader.mapping(node, path, allowed: ["include_file", "test", "reload", "verify_url"])
+        let map = reader.mapping(node, path, allowed: ["include_file", "test", "reload", "verify_url", "access_log"])
         guard let map, let file = reader.string(map, "include_file", path, required: true) else { return nil }
         let includeFile = resolve(file)
         var isDirectory: ObjCBool = false
@@ -339,6 +342,7 @@ private struct Parser {
         var nginx = NginxConfig(includeFile: includeFile)
         if let test = reader.argumentList(map, "test", path) { nginx.test = test }
         if let reload = reader.argumentList(map, "reload", path) { nginx.reload = reload }
+        if let log = reader.string(map, "access_log", path) { nginx.accessLog = resolve(log) }
         if let url = reader.string(map, "verify_url", path) {
             if let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil {
                 nginx.verifyURL = url
@@ -382,6 +386,22 @@ private struct Parser {
             return nil
         }
         return CommitStatusConfig(provider: provider, apiURL: api, repository: name, token: token)
+    }
+
+    private func guardConfig(_ node: Node, _ path: String) -> GuardConfig? {
+        guard let map = reader.mapping(node, path, allowed: ["max_error_ratio", "min_requests", "window", "max_p99"]) else { return nil }
+        var config = GuardConfig()
+        if let node = map["max_error_ratio"] {
+            if let value = node.scalar.flatMap({ Double($0.string) }), (0...1).contains(value) {
+                config.maxErrorRatio = value
+            } else {
+                reader.problem("\(path).max_error_ratio", node, "a share between 0 and 1, like 0.05")
+            }
+        }
+        if let value = reader.int(map, "min_requests", path, range: 1...1_000_000) { config.minRequests = value }
+        if let value = reader.duration(map, "window", path) { config.window = value }
+        config.maxP99 = reader.duration(map, "max_p99", path)
+        return config
     }
 
     private func notify(_ node: Node, _ path: String) -> [NotifyTarget] {

@@ -31,6 +31,7 @@ public struct BlueGreenRollout: Rollout {
                                   port: idlePort, slot: idleSlot)
 
         try await progress.enter(.starting)
+        var accessLog: AccessLogFollower?
         let (instance, startedHere) = try await instanceOnIdleSlot(release, app: app, slot: idleSlot, port: idlePort,
                                                                    recorded: state.entry(port: idlePort), log: log)
         do {
@@ -39,6 +40,8 @@ public struct BlueGreenRollout: Rollout {
                 try await parts.hooks.run(.beforeSwitch, app: app, context: context, log: log)
             }
             try await progress.enter(.switching)
+            // Opened before the switch, so the guard sees every request the new release gets.
+            accessLog = guardLog(app, log: log)
             try await parts.traffic.route(to: [idlePort], app: app, expectVersion: release.version, log: log)
         } catch {
             if startedHere { await stop(instance, app: app, log: log) }
@@ -59,7 +62,7 @@ public struct BlueGreenRollout: Rollout {
 
         if progress.kind == .deploy, app.watch > .zero {
             try await progress.enter(.watching)
-            if let reason = try await watch(instance, app: app, log: log) {
+            if let reason = try await watch(instance, app: app, accessLog: accessLog, log: log) {
                 return try await flipBack(from: instance, to: live, app: app, reason: reason, log: log)
             }
         }
@@ -99,12 +102,20 @@ public struct BlueGreenRollout: Rollout {
 
     /// Polls the new instance through the watch window; returns why it turned bad, or nil when it stayed healthy.
     /// Cancelling (a rollback, a shutdown) ends the watch at once with `CancellationError`; traffic stays where it is.
-    private func watch(_ instance: Instance, app: AppConfig, log: any DeploymentLog) async throws -> String? {
+    private func watch(_ instance: Instance, app: AppConfig, accessLog: AccessLogFollower?, log: any DeploymentLog) async throws -> String? {
         let deadline = ContinuousClock.now + app.watch
         var failures = 0
+        var window = app.guardConfig.map { BackendWindow(window: $0.window) }
         log.line("watching \(instance.version) for \(DurationParser.format(app.watch))")
+        defer {
+            if let window { log.line("guard: \(window.figures(port: instance.port)) in the last \(DurationParser.format(window.window))") }
+        }
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
+            if let accessLog, let config = app.guardConfig {
+                window?.add(accessLog.read())
+                if let reason = window?.figures(port: instance.port).verdict(config) { return reason }
+            }
             if await !parts.supervisor.isRunning(instance) {
                 return "the new release exited during the watch window"
             }
@@ -118,6 +129,16 @@ public struct BlueGreenRollout: Rollout {
             try await Task.sleep(for: min(app.health.interval, max(deadline - ContinuousClock.now, .zero)))
         }
         return nil
+    }
+
+    /// The access log the guard reads, or nil (said in the log) when the guard is off.
+    private func guardLog(_ app: AppConfig, log: any DeploymentLog) -> AccessLogFollower? {
+        guard app.guardConfig != nil, app.watch > .zero else { return nil }
+        guard let path = app.nginx?.accessLog else {
+            log.line("guard: off, because nginx.access_log is not set (the guard reads nginx's access log)")
+            return nil
+        }
+        return AccessLogFollower(path: path)
     }
 
     /// Sends traffic back to the previous release after a failed watch and stops the new one.

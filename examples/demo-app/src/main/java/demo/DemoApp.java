@@ -24,6 +24,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@code --health=down} ({@code DEMO_HEALTH}): answer 503 {@code {"status":"DOWN"}}</li>
  *   <li>{@code --health-fail-after=5s} ({@code DEMO_HEALTH_FAIL_AFTER}): healthy at first, DOWN after that long</li>
  *   <li>{@code --shutdown-grace=30s} ({@code DEMO_SHUTDOWN_GRACE}): the most SIGTERM waits for in-flight requests</li>
+ *   <li>{@code --fail-ratio=0.2} ({@code DEMO_FAIL_RATIO}): answer 500 to that share of requests to {@code /}, as a bad release
+ *       that passes its health check does</li>
  * </ul>
  * Other arguments (such as {@code --spring.profiles.active=blue}) are accepted and ignored.
  * {@code GET /slow?ms=N} answers after N milliseconds, to have requests in flight during a stop.
@@ -41,6 +43,8 @@ public final class DemoApp {
         // For tests of the watch window: healthy at first, DOWN once this much time has passed since start.
         long healthFailAfter = millis(option(args, "health-fail-after", "DEMO_HEALTH_FAIL_AFTER", "0ms"));
         String version = version();
+        double failRatio = Double.parseDouble(option(args, "fail-ratio", "DEMO_FAIL_RATIO", "0"));
+        AtomicInteger served = new AtomicInteger();
 
         log("Starting demo-app " + version + " (pid " + ProcessHandle.current().pid() + ")");
         if (startupDelay > 0) {
@@ -71,6 +75,8 @@ public final class DemoApp {
         server.createContext("/", exchange -> counted(exchange, () -> {
             if (!"/".equals(exchange.getRequestURI().getPath())) {
                 send(exchange, 404, "text/plain", "not found\n");
+            } else if (failRatio > 0 && served.incrementAndGet() % Math.max(1, Math.round(1 / failRatio)) == 0) {
+                send(exchange, 500, "text/plain", "demo-app " + version + " failed on purpose\n");
             } else {
                 send(exchange, 200, "text/plain", "demo-app " + version + "\n");
             }
