@@ -35,11 +35,8 @@ struct HookRoutes: Sendable {
         do {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
-            // Nothing unsigned is read: a request without the sender's signature header is refused before its body.
-            let expected = WebhookIntake.signatureHeaders(sender)
-            guard expected.contains(where: { headers[$0] != nil }) else {
-                throw WebhookError.unauthorized("missing \(expected.joined(separator: " or ")) header")
-            }
+            // Nothing unsigned is read: the intake checks the signature headers before the body is even collected.
+            try intake.checkSignatureHeaders(sender, WebhookRequest(headers: headers, body: []))
             let body = try await BodyReader.collect(request, limit: bodyLimit)
             let decision = try intake.receive(sender, WebhookRequest(headers: headers, body: body))
             switch decision {

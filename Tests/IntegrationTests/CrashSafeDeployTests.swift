@@ -30,7 +30,7 @@ struct CrashSafeDeployTests {
         var live = v1
         for phase in [DeploymentStatus.building, .starting, .healthy, .watching] {
             try lab.commitChange("crash in \(phase.rawValue)")
-            if phase == .healthy { FileManager.default.createFile(atPath: flag, contents: nil) }
+            if phase == .healthy { _ = FileManager.default.createFile(atPath: flag, contents: nil) }
             let id = try lab.deploy()
             try await lab.waitFor(id) { $0.status == phase }
             lab.killServer()

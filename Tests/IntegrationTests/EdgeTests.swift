@@ -8,29 +8,6 @@ import Testing
 /// The HTTP edge of a running server: slow headers, oversized headers.
 @Suite("The HTTP edge", .serialized)
 struct EdgeTests {
-    /// A server with one app whose repository does not exist (nothing here deploys).
-    private func startServer(_ folder: String) async throws -> RunningServer {
-        let port = Integration.freePort()
-        try FileManager.default.createDirectory(atPath: folder + "/nginx", withIntermediateDirectories: true)
-        try "edge-token\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
-        try "edge-secret\n".write(toFile: folder + "/secret", atomically: true, encoding: .utf8)
-        try """
-        listen: 127.0.0.1:\(port)
-        state_dir: \(folder)/state
-        token_file: token
-        apps:
-          shop:
-            repository: { url: \(folder)/missing, branch: main }
-            webhooks: { github: { secret_file: secret } }
-            strategy: blue-green
-            slots: { blue: \(Integration.freePort()), green: \(Integration.freePort()) }
-            nginx: { include_file: \(folder)/nginx/shop.inc }
-        """.write(toFile: folder + "/pushdeploy.yml", atomically: true, encoding: .utf8)
-        let server = try RunningServer(config: folder + "/pushdeploy.yml", port: port, logPath: folder + "/server.log")
-        try await server.waitUntilReady()
-        return server
-    }
-
     private func connect(_ port: Int) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
@@ -60,7 +37,7 @@ struct EdgeTests {
     func slowHeadersAreClosed() async throws {
         let folder = NSTemporaryDirectory() + "pushdeploy-edge-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let server = try await startServer(folder)
+        let server = try await RunningServer.minimal(in: folder)
         defer { server.stop() }
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
@@ -94,7 +71,7 @@ struct EdgeTests {
     func oversizedHeadersAre431() async throws {
         let folder = NSTemporaryDirectory() + "pushdeploy-edge-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let server = try await startServer(folder)
+        let server = try await RunningServer.minimal(in: folder)
         defer { server.stop() }
         let (_, code) = try Integration.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
                                                               "X-Big: \(String(repeating: "b", count: 40_000))",

@@ -194,20 +194,7 @@ final class ScriptedHTTPServer: Sendable {
     init(answer: String, ending: Ending = .close) throws {
         self.answer = Array(answer.utf8)
         self.ending = ending
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard fd >= 0, bound else {
-            if fd >= 0 { close(fd) }
-            throw ScriptedServerError(reason: "cannot listen: \(String(cString: strerror(errno)))")
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try Integration.listeningSocket()
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
@@ -280,6 +267,3 @@ final class ScriptedHTTPServer: Sendable {
     }
 }
 
-struct ScriptedServerError: Error {
-    var reason: String
-}

@@ -1,4 +1,5 @@
 import Foundation
+@testable import PushDeploy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,23 +31,26 @@ enum Integration {
     /// The ports come from the ephemeral range; Linux gives `bind` to port 0 the odd ones and outgoing connections the
     /// even ones first, so a test's own connections rarely take a port before the instance meant for it listens there.
     static func freePorts(_ count: Int) -> [Int] {
-        var sockets: [Int32] = []
-        defer { sockets.forEach { close($0) } }
-        return (0..<count).map { _ in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            precondition(fd >= 0, "socket: \(String(cString: strerror(errno)))")
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            precondition(bound, "bind to port 0: \(String(cString: strerror(errno)))")
-            return Int(UInt16(bigEndian: address.sin_port))
+        // The demo's helper does exactly this; a test cannot go on without ports.
+        try! DemoSetup.freeLoopbackPorts(count)
+    }
+
+    /// A socket listening on a free loopback port (backlog 16), for the tests' small servers; the caller closes it.
+    static func listeningSocket() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = fd >= 0 && withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0 }
         }
+        guard bound else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { close(fd) }
+            throw ServerExited(log: "cannot listen on loopback: \(reason)")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// Runs a program to the end and returns its status and output (stdout and stderr together).
@@ -103,6 +107,30 @@ final class RunningServer: Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ServerExited(log: "not ready after 10 s")
+    }
+
+    /// A server in `folder` with one app, `shop`, whose repository does not exist (a deployment fails at once at fetch),
+    /// its token `token` and GitHub secret `secret`; ready when it returns.
+    static func minimal(in folder: String, token: String = "test-token") async throws -> RunningServer {
+        let port = Integration.freePort()
+        try FileManager.default.createDirectory(atPath: folder + "/nginx", withIntermediateDirectories: true)
+        try "\(token)\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
+        try "secret\n".write(toFile: folder + "/secret", atomically: true, encoding: .utf8)
+        try """
+        listen: 127.0.0.1:\(port)
+        state_dir: \(folder)/state
+        token_file: token
+        apps:
+          shop:
+            repository: { url: \(folder)/missing, branch: main }
+            webhooks: { github: { secret_file: secret } }
+            strategy: blue-green
+            slots: { blue: \(Integration.freePort()), green: \(Integration.freePort()) }
+            nginx: { include_file: \(folder)/nginx/shop.inc }
+        """.write(toFile: folder + "/pushdeploy.yml", atomically: true, encoding: .utf8)
+        let server = try RunningServer(config: folder + "/pushdeploy.yml", port: port, logPath: folder + "/server.log")
+        try await server.waitUntilReady()
+        return server
     }
 
     func stop() {

@@ -13,24 +13,10 @@ struct PrometheusScrapeTests {
     @Test(.enabled(if: prometheusPresent, "needs Debian's prometheus"), .timeLimit(.minutes(2)))
     func aRealPrometheusScrapesTheDeploymentCounter() async throws {
         let folder = NSTemporaryDirectory() + "pushdeploy-prometheus-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: folder + "/nginx", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let port = Integration.freePort()
-        try "metrics-token\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
-        try """
-        listen: 127.0.0.1:\(port)
-        state_dir: \(folder)/state
-        token_file: token
-        apps:
-          shop:
-            repository: { url: \(folder)/missing, branch: main }
-            strategy: blue-green
-            slots: { blue: \(Integration.freePort()), green: \(Integration.freePort()) }
-            nginx: { include_file: \(folder)/nginx/shop.inc }
-        """.write(toFile: folder + "/pushdeploy.yml", atomically: true, encoding: .utf8)
-        let server = try RunningServer(config: folder + "/pushdeploy.yml", port: port, logPath: folder + "/server.log")
+        let server = try await RunningServer.minimal(in: folder, token: "metrics-token")
         defer { server.stop() }
-        try await server.waitUntilReady()
+        let port = server.port
         // One deployment, which fails at once (the repository is missing): a counter with a value.
         _ = try Integration.run("/usr/bin/curl", ["-sf", "-X", "POST", "-H", "Authorization: Bearer metrics-token", "http://127.0.0.1:\(port)/deploy"])
         try await Task.sleep(for: .seconds(1))

@@ -65,14 +65,7 @@ private struct Parser {
             ?? ListenAddress(host: "127.0.0.1", port: 9000)
         let stateDirectory = reader.string(top, "state_dir", "").map(resolve) ?? "/var/lib/pushdeploy"
         let token = secret(top, fileKey: "token_file", envKey: "token_env", path: "")
-        var bodyLimit = 5 * 1024 * 1024
-        if let node = top["body_limit"] {
-            if let text = node.scalar?.string, let bytes = Self.byteSize(text), bytes > 0 {
-                bodyLimit = bytes
-            } else {
-                reader.problem("body_limit", node, "bad size '\(node.scalar?.string ?? "…")' (write it like 5MiB, 512KiB or a number of bytes)")
-            }
-        }
+        let bodyLimit = reader.size(top, "body_limit", "", range: 1...(1 << 40)) ?? 5 * 1024 * 1024
         var apps: [AppConfig] = []
         if top["apps"] == nil {
             reader.problem("apps", nil, "missing: name at least one app")
@@ -573,9 +566,5 @@ private struct Parser {
             rest = rest[rest.index(after: close)...]
         }
         return names
-    }
-
-    static func byteSize(_ text: String) -> Int? {
-        YAMLReader.parseSize(text)
     }
 }

@@ -66,12 +66,12 @@ public struct WebhookIntake: Sendable {
         self.groups = groups
     }
 
-    /// The headers, lowercase, of which a request from `sender` must carry one to be read at all.
+    /// The headers of which a request from `sender` must carry one to be read at all (matched without regard to case).
     public static func signatureHeaders(_ sender: WebhookSender) -> [String] {
         switch sender {
-        case .github: ["x-hub-signature-256", "x-gitea-signature"]
-        case .gitlab: ["x-gitlab-token"]
-        case .travis: ["signature"]
+        case .github: ["X-Hub-Signature-256", "X-Gitea-Signature"]
+        case .gitlab: ["X-Gitlab-Token"]
+        case .travis: ["Signature"]
         }
     }
 
@@ -101,23 +101,24 @@ public struct WebhookIntake: Sendable {
         return .deploy(apps: deploying.map(\.name), event: event)
     }
 
+    /// Refuses a request that carries none of the sender's signature headers, or a malformed GitHub one; reads no body.
+    public func checkSignatureHeaders(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) {
+        let expected = Self.signatureHeaders(sender)
+        guard expected.contains(where: { request.header($0) != nil }) else {
+            throw .unauthorized("missing \(expected.joined(separator: " or ")) header")
+        }
+        if sender == .github, GitHubWebhook.signature(request) == nil {
+            throw .unauthorized("X-Hub-Signature-256 is not of the form sha256=<hex>")
+        }
+    }
+
     /// The apps whose secret signed the request, in the config's order; throws when none did.
     private func verify(_ sender: WebhookSender, _ request: WebhookRequest) throws(WebhookError) -> [AppConfig] {
         let candidates = groups[sender] ?? []
         guard !candidates.isEmpty else {
             throw .unauthorized("no app accepts \(sender.rawValue) webhooks (configure webhooks.\(sender.rawValue))")
         }
-        switch sender {
-        case .github:
-            guard GitHubWebhook.signature(request) != nil else {
-                throw .unauthorized(request.header("x-hub-signature-256") == nil && request.header("x-gitea-signature") == nil
-                    ? "missing X-Hub-Signature-256 header" : "X-Hub-Signature-256 is not of the form sha256=<hex>")
-            }
-        case .gitlab:
-            guard request.header("x-gitlab-token") != nil else { throw .unauthorized("missing X-Gitlab-Token header") }
-        case .travis:
-            guard request.header("signature") != nil else { throw .unauthorized("missing Signature header") }
-        }
+        try checkSignatureHeaders(sender, request)
         let signed = candidates.filter { $0.check.passes(request) }.flatMap(\.members).sorted().map { apps[$0] }
         guard !signed.isEmpty else {
             throw .unauthorized(sender == .gitlab ? "X-Gitlab-Token does not match" : "signature does not match")
