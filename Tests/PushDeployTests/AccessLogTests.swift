@@ -10,12 +10,43 @@ struct AccessLogTests {
         let ok = try #require(AccessLogEntry(line: "1764500000.123\t200\t127.0.0.1:8082\t200\t0.004"))
         #expect(ok.port == 8082 && !ok.isFailure && ok.seconds == 0.004)
         let retried = try #require(AccessLogEntry(line: "1764500000.2\t200\t127.0.0.1:8082, 127.0.0.1:8081\t502, 200\t0.010"))
-        #expect(retried.ports == [8082, 8081] && retried.port == 8081 && !retried.isFailure)
+        #expect(retried.tries.map(\.port) == [8082, 8081] && retried.port == 8081 && !retried.isFailure)
+        #expect(retried.tries.map(\.isFailure) == [true, false], "the first try failed though the client got its answer")
         let refused = try #require(AccessLogEntry(line: "1764500000.3\t502\t127.0.0.1:8082\t-\t0.001"))
         #expect(refused.isFailure)
         let appError = try #require(AccessLogEntry(line: "1764500000.4\t500\t127.0.0.1:8082\t500\t0.002"))
         #expect(appError.isFailure)
         #expect(AccessLogEntry(line: "127.0.0.1 - - [30/Nov/2026] \"GET / HTTP/1.1\" 200") == nil)
+        // With $upstream_response_time: each try has its own time; the blue-green fallback is an internal redirect (" : ").
+        let fellBack = try #require(AccessLogEntry(line: "1764500000.5\t200\t127.0.0.1:8082 : 127.0.0.1:8081\t504 : 200\t3.004\t3.000 : 0.004"))
+        #expect(fellBack.tries == [AccessLogEntry.Try(port: 8082, status: 504, seconds: 3.0), AccessLogEntry.Try(port: 8081, status: 200, seconds: 0.004)])
+        let nginxItself = try #require(AccessLogEntry(line: "1764500000.6\t404\t-\t-\t0.000\t-"))
+        #expect(nginxItself.tries.isEmpty && !nginxItself.isFailure)
+    }
+
+    @Test("a failed try counts against its backend even when the fallback answered, with its own latency")
+    func triesCountAgainstTheirBackend() {
+        var window = BackendWindow(window: .seconds(10))
+        let lines = (0..<20).map { _ in "99.0\t200\t127.0.0.1:8082 : 127.0.0.1:8081\t504 : 200\t3.004\t3.000 : 0.004" }
+        window.add(lines.compactMap { AccessLogEntry(line: Substring($0)) }, now: 100)
+        #expect(window.figures(port: 8082) == GuardFigures(requests: 20, failures: 20, p99Seconds: 3.0))
+        #expect(window.figures(port: 8081) == GuardFigures(requests: 20, failures: 0, p99Seconds: 0.004))
+        #expect(window.figures(ports: [8081, 8082]).requests == 40)
+    }
+
+    @Test("a canary is judged against the stable release in the same window")
+    func canaryAgainstStable() {
+        let config = GuardConfig(maxErrorRatio: 0.05, minRequests: 20, maxP99: .seconds(1))
+        let healthyStable = GuardFigures(requests: 200, failures: 0, p99Seconds: 0.01)
+        let sickStable = GuardFigures(requests: 200, failures: 20, p99Seconds: 2)  // the database is down for everyone
+        let canary = GuardFigures(requests: 25, failures: 3, p99Seconds: 1.5)      // 12 %
+        #expect(canary.verdict(config, against: healthyStable)?.contains("the stable release: 0 of 200") == true)
+        #expect(canary.verdict(config, against: sickStable) == nil, "12 % is within the stable release's 10 % + 5 %, and it is not slower")
+        let slow = GuardFigures(requests: 25, failures: 0, p99Seconds: 1.5)
+        #expect(slow.verdict(config, against: healthyStable)?.contains("p99 ceiling") == true)
+        #expect(slow.verdict(config, against: sickStable) == nil)
+        #expect(canary.verdict(config, against: GuardFigures(requests: 5, failures: 5, p99Seconds: 9)) != nil,
+                "a stable release with too few requests is no baseline")
     }
 
     @Test("the follower starts at the end, reads what comes, and follows a rotated or truncated file")

@@ -116,12 +116,12 @@ struct ConfigLoaderTests {
 
     @Test func everyProblemIsReportedAtOnce() {
         let broken = shop
-            .replacingOccurrences(of: "strategy: blue-green", with: "strategy: canary")
+            .replacingOccurrences(of: "strategy: blue-green", with: "strategy: red-black")
             .replacingOccurrences(of: "expect_status: 200", with: "expect_status: 999")
             .replacingOccurrences(of: "interval: 250ms", with: "interval: soon")
         let found = problems(yaml(broken))
         #expect(found.count >= 3)
-        #expect(found.contains { $0.contains("apps.shop.strategy: 'canary' is not a strategy") })
+        #expect(found.contains { $0.contains("apps.shop.strategy: 'red-black' is not a strategy") })
         #expect(found.contains { $0.contains("apps.shop.health.expect_status: 999 is out of range") })
         #expect(found.contains { $0.contains("apps.shop.health.interval: bad duration 'soon'") })
         #expect(found.allSatisfy { $0.hasPrefix("line ") })
@@ -149,6 +149,18 @@ struct ConfigLoaderTests {
         let missing = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: rolling")
             .replacingOccurrences(of: "slots: { blue: 8081, green: 8082 }", with: "")
         #expect(problems(yaml(missing)).contains { $0.contains("apps.shop.instances: rolling needs a list of ports") })
+    }
+
+    @Test("canary takes blue-green's slots and steps that rise to 100")
+    func canarySteps() throws {
+        let canary = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: canary")
+        #expect(try load(yaml(canary)).apps[0].strategy == .canary(blue: 8081, green: 8082, plan: CanaryPlan()))
+        let planned = canary + "\n    canary: { steps: [5, 25%], step_watch: 1m }"
+        #expect(try load(yaml(planned)).apps[0].strategy == .canary(blue: 8081, green: 8082, plan: CanaryPlan(steps: [5, 25, 100], stepWatch: .seconds(60))))
+        #expect(problems(yaml(canary + "\n    canary: { steps: [50, 10, 100] }")).contains { $0.contains("steps must rise: 10 comes after 50") })
+        #expect(problems(yaml(canary + "\n    canary: { steps: [0, 100] }")).contains { $0.contains("'0' is not a percentage") })
+        #expect(problems(yaml(canary + "\n    canary: { steps: [10], every: 1s }")).contains { $0.contains("apps.shop.canary.every") })
+        #expect(problems(yaml(shop + "\n    canary: { steps: [10] }")).contains { $0.contains("apps.shop.canary: only for strategy: canary") })
     }
 
     @Test func notYAMLAtAll() {

@@ -233,6 +233,8 @@ struct DeploymentHistoryTests {
         deployment.rollbackTo = "000003"
         deployment.previousVersion = "1.0.0"
         deployment.note = "a note"
+        deployment.guardSteps = [GuardStep(percent: 10, release: GuardFigures(requests: 30, failures: 6, p99Seconds: 0.25),
+                                           stable: GuardFigures(requests: 270, failures: 0, p99Seconds: nil), verdict: .tripped, reason: "the guard: …")]
         deployment.finish(.failed, error: "broken", at: Date(timeIntervalSince1970: 1_790_000_002.25))
         // Every stored property is set here, so a field added later without a value in this sample shows up as nil.
         for child in Mirror(reflecting: deployment).children {

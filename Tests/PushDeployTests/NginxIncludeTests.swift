@@ -54,6 +54,63 @@ struct NginxIncludeTests {
         #expect(found.contains(reason))
     }
 
+    @Test("canary splits per request with split_clients at http level; the fallback is the other release")
+    func canaryForm() throws {
+        let strategy = Strategy.canary(blue: 8081, green: 8082, plan: CanaryPlan())
+        let step = try NginxInclude.render([8081, 8082], app: "my-shop", strategy: strategy, canaryPercent: 10)
+        #expect(step.contains("""
+        split_clients "${request_id}" $pushdeploy_my_shop_url {
+            10% http://127.0.0.1:8082;
+            * http://127.0.0.1:8081;
+        }
+        split_clients "${request_id}" $pushdeploy_my_shop_fallback {
+            10% http://127.0.0.1:8081;
+            * http://127.0.0.1:8082;
+        }
+        """))
+        #expect(NginxInclude.ports(in: step) == [8081, 8082], "the stable release first")
+        let whole = try NginxInclude.render([8082], app: "my-shop", strategy: strategy)
+        #expect(whole.contains("map $request_id $pushdeploy_my_shop_url { default http://127.0.0.1:8082; }"))
+        #expect(whole.contains("map $request_id $pushdeploy_my_shop_fallback { default http://127.0.0.1:8081; }"))
+        #expect(NginxInclude.ports(in: whole) == [8082])
+        #expect(throws: TrafficError.self) { try NginxInclude.render([8081, 8082], app: "shop", strategy: strategy, canaryPercent: 100) }
+        #expect(throws: TrafficError.self) { try NginxInclude.render([8081, 8082], app: "shop", strategy: strategy) }
+        #expect(throws: TrafficError.self) {
+            try NginxInclude.render([8081, 8082], app: "shop", strategy: .rolling(instances: [8081, 8082]), canaryPercent: 10)
+        }
+    }
+
+    @Test("a canary step is a real nginx configuration: nginx -t accepts both forms", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx")))
+    func canaryFormPassesNginxTest() throws {
+        let scratch = ScratchDirectory()
+        let strategy = Strategy.canary(blue: 8081, green: 8082, plan: CanaryPlan())
+        for text in [try NginxInclude.render([8081, 8082], app: "shop", strategy: strategy, canaryPercent: 25),
+                     try NginxInclude.render([8081], app: "shop", strategy: strategy)] {
+            try text.write(toFile: scratch.path + "/shop.inc", atomically: true, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: scratch.path + "/logs", withIntermediateDirectories: true)
+            try """
+            pid \(scratch.path)/nginx.pid;
+            error_log \(scratch.path)/logs/error.log;
+            events {}
+            http {
+                include \(scratch.path)/shop.inc;
+                server {
+                    listen 127.0.0.1:1;
+                    location / { proxy_pass $pushdeploy_shop_url; error_page 502 504 = @pushdeploy_fallback; }
+                    location @pushdeploy_fallback { proxy_pass $pushdeploy_shop_fallback; }
+                }
+            }
+            """.write(toFile: scratch.path + "/nginx.conf", atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+            process.arguments = ["-p", scratch.path, "-c", scratch.path + "/nginx.conf", "-t", "-q"]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "nginx -t refused:\n\(text)")
+        }
+    }
+
     @Test("blue-green refuses more than one port")
     func blueGreenOnePort() {
         #expect(throws: TrafficError.invalidPorts(app: "shop", ports: [8081, 8082], reason: "blue-green sends traffic to exactly one slot")) {

@@ -76,7 +76,7 @@ public struct AppConfig: Sendable {
     /// Every port the app's instances may use.
     public var ports: [Int] {
         switch strategy {
-        case let .blueGreen(blue, green): [blue, green]
+        case let .blueGreen(blue, green), let .canary(blue, green, _): [blue, green]
         case let .rolling(instances): instances
         }
     }
@@ -180,13 +180,37 @@ public enum Strategy: Sendable, Equatable {
     case blueGreen(blue: Int, green: Int)
     /// Several instances behind an `upstream`, replaced one at a time.
     case rolling(instances: [Int])
+    /// Blue-green's two slots, with the new release given a growing share of requests before it takes them all.
+    case canary(blue: Int, green: Int, plan: CanaryPlan)
 
     /// The name used in the config and in deployment records.
     public var name: String {
         switch self {
         case .blueGreen: "blue-green"
         case .rolling: "rolling"
+        case .canary: "canary"
         }
+    }
+
+    /// The two slots of blue-green and canary; nil for rolling.
+    public var slots: (blue: Int, green: Int)? {
+        switch self {
+        case let .blueGreen(blue, green), let .canary(blue, green, _): (blue, green)
+        case .rolling: nil
+        }
+    }
+}
+
+/// A canary's steps: the share of requests the new release gets at each step, and how long each is watched.
+public struct CanaryPlan: Sendable, Equatable {
+    /// Percentages, rising, the last one 100.
+    public var steps: [Int]
+    /// How long each step below 100 % is watched before the next.
+    public var stepWatch: Duration
+
+    public init(steps: [Int] = [10, 50, 100], stepWatch: Duration = .seconds(30)) {
+        self.steps = steps
+        self.stepWatch = stepWatch
     }
 }
 

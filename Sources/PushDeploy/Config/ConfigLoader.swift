@@ -98,7 +98,7 @@ private struct Parser {
         let map = reader.mapping(node, path, allowed: [
             "repository", "webhooks", "build", "run", "strategy", "slots", "instances", "health", "watch",
             "keep_previous_warm", "nginx", "keep_releases", "hooks", "keep_history", "deploy_log_max_size", "commit_status", "notify",
-            "guard",
+            "guard", "canary",
         ])
         guard let map else { return nil }
         if map["repository"] == nil { reader.problem("\(path).repository", node, "missing (required)") }
@@ -253,8 +253,11 @@ private struct Parser {
 
     private func strategy(_ map: [String: Node], _ path: String) -> Strategy? {
         let name = reader.string(map, "strategy", path) ?? "blue-green"
+        if name != "canary", map["canary"] != nil {
+            reader.problem("\(path).canary", map["canary"], "only for strategy: canary")
+        }
         switch name {
-        case "blue-green":
+        case "blue-green", "canary":
             if map["instances"] != nil {
                 reader.problem("\(path).instances", map["instances"], "only for strategy: rolling; blue-green uses slots")
             }
@@ -271,6 +274,10 @@ private struct Parser {
             if blue == green {
                 reader.problem("\(path).slots", slotsNode, "blue and green must use two different ports, both are \(blue)")
                 return nil
+            }
+            if name == "canary" {
+                let plan = map["canary"].map { canaryPlan($0, "\(path).canary") } ?? CanaryPlan()
+                return .canary(blue: blue, green: green, plan: plan)
             }
             return .blueGreen(blue: blue, green: green)
         case "rolling":
@@ -300,7 +307,7 @@ private struct Parser {
             }
             return ports.isEmpty ? nil : .rolling(instances: ports)
         default:
-            reader.problem("\(path).strategy", map["strategy"], "'\(name)' is not a strategy; use blue-green or rolling")
+            reader.problem("\(path).strategy", map["strategy"], "'\(name)' is not a strategy; use blue-green, canary or rolling")
             return nil
         }
     }
@@ -379,6 +386,35 @@ private struct Parser {
             return nil
         }
         return CommitStatusConfig(provider: provider, apiURL: api, repository: name, token: token)
+    }
+
+    private func canaryPlan(_ node: Node, _ path: String) -> CanaryPlan {
+        var plan = CanaryPlan()
+        let map = reader.mapping(node, path, allowed: ["steps", "step_watch"])
+        if let node = map?["steps"] {
+            guard case let .sequence(items) = node, !items.isEmpty else {
+                reader.problem("\(path).steps", node, "a list of percentages ending with 100, like [10, 50, 100]")
+                return plan
+            }
+            var steps: [Int] = []
+            for item in items {
+                guard let step = item.scalar.flatMap({ Int($0.string.replacingOccurrences(of: "%", with: "")) }), (1...100).contains(step) else {
+                    reader.problem("\(path).steps", item, "'\(item.scalar?.string ?? "…")' is not a percentage from 1 to 100")
+                    return plan
+                }
+                if let last = steps.last, step <= last {
+                    reader.problem("\(path).steps", item, "steps must rise: \(step) comes after \(last)")
+                    return plan
+                }
+                steps.append(step)
+            }
+            if steps.last != 100 {
+                steps.append(100)  // the last step sends every request to the new release
+            }
+            plan.steps = steps
+        }
+        if let watch = reader.duration(map, "step_watch", path) { plan.stepWatch = watch }
+        return plan
     }
 
     private func guardConfig(_ node: Node, _ path: String) -> GuardConfig? {

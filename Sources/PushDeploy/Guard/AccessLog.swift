@@ -4,26 +4,34 @@ import Glibc
 import Foundation
 
 /// One request as nginx logged it in pushdeploy's format:
-/// `log_format pushdeploy '$msec\t$status\t$upstream_addr\t$upstream_status\t$request_time';`
+/// `log_format pushdeploy '$msec\t$status\t$upstream_addr\t$upstream_status\t$request_time\t$upstream_response_time';`
+/// (the last field is optional: without it, a try's time is the request's).
 public struct AccessLogEntry: Sendable, Equatable {
+    /// One backend nginx tried for the request: the first, then each retry (`proxy_next_upstream`) or fallback (`error_page`).
+    public struct Try: Sendable, Equatable {
+        public var port: Int
+        /// The backend's answer; nil where there was none (a refused connection, a timeout).
+        public var status: Int?
+        /// How long the backend took (`$upstream_response_time`), or the whole request's time when not logged.
+        public var seconds: Double
+
+        /// A 5xx, or no answer at all: what the guard counts against the backend.
+        public var isFailure: Bool { status.map { $0 >= 500 } ?? true }
+    }
+
     /// Seconds since 1970 (`$msec`).
     public var time: Double
     public var status: Int
-    /// The backend ports tried, in order (`127.0.0.1:8081, 127.0.0.1:8082`); empty when nginx answered itself.
-    public var ports: [Int]
-    /// The answer of each backend tried; nil where there was none (a refused connection, a timeout).
-    public var upstreamStatuses: [Int?]
+    /// Every backend tried, in order; empty when nginx answered itself.
+    public var tries: [Try]
     /// Seconds (`$request_time`).
     public var seconds: Double
 
     /// The backend that gave the final answer: the last one tried.
-    public var port: Int? { ports.last }
+    public var port: Int? { tries.last?.port }
 
-    /// A failure of the backend it reached: its 5xx, or no answer from it at all (nginx's own 502 or 504).
-    public var isFailure: Bool {
-        if let last = upstreamStatuses.last, let status = last { return status >= 500 }
-        return status >= 500
-    }
+    /// A failure as the client saw it: the last backend's 5xx, or nginx's own 502 or 504.
+    public var isFailure: Bool { tries.last?.isFailure ?? (status >= 500) }
 
     /// Parses one line; nil for a line that is not in the format (another log format, a torn last line).
     public init?(line: Substring) {
@@ -32,10 +40,19 @@ public struct AccessLogEntry: Sendable, Equatable {
         self.time = time
         self.status = status
         self.seconds = seconds
-        // Several tries are separated by commas, internal redirects by " : ".
+        // Several tries are separated by commas, internal redirects (error_page) by " : ".
         let split = { (text: Substring) in text.replacingOccurrences(of: " : ", with: ",").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        ports = split(fields[2]).compactMap { address in address.lastIndex(of: ":").flatMap { Int(address[address.index(after: $0)...]) } }
-        upstreamStatuses = split(fields[3]).map { Int($0) }
+        let addresses = split(fields[2])
+        let statuses = split(fields[3])
+        let times = fields.count > 5 ? split(fields[5]) : []
+        tries = addresses.indices.compactMap { index in
+            let address = addresses[index]
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+            let isLast = index == addresses.count - 1
+            let tried = index < times.count ? Double(times[index]) : nil
+            return Try(port: port, status: index < statuses.count ? Int(statuses[index]) : nil,
+                       seconds: tried ?? (isLast || times.isEmpty ? seconds : 0))
+        }
     }
 }
 
@@ -106,9 +123,17 @@ public final class AccessLogFollower {
     }
 }
 
-/// What nginx saw per backend port over a sliding window: answers, failures, latency.
+/// What nginx saw per backend port over a sliding window: tries, failures, latency.
+///
+/// Every try counts against the backend it reached: a request the new release failed and the warm slot then
+/// answered (the blue-green fallback) is a failure of the new release, though the client got its answer.
 public struct BackendWindow: Sendable {
-    private var entries: [AccessLogEntry] = []
+    private struct Seen: Sendable {
+        var time: Double
+        var attempt: AccessLogEntry.Try
+    }
+
+    private var seen: [Seen] = []
     public let window: Duration
 
     public init(window: Duration) {
@@ -117,43 +142,66 @@ public struct BackendWindow: Sendable {
 
     /// Adds entries and forgets those older than the window before `now`.
     public mutating func add(_ new: [AccessLogEntry], now: Double = Date().timeIntervalSince1970) {
-        entries += new
-        let oldest = now - Double(window.components.seconds) - Double(window.components.attoseconds) / 1e18
-        entries.removeAll { $0.time < oldest }
+        for entry in new {
+            seen += entry.tries.map { Seen(time: entry.time, attempt: $0) }
+        }
+        let oldest = now - window.seconds
+        seen.removeAll { $0.time < oldest }
     }
 
-    /// The figures of `port` in the window.
-    public func figures(port: Int) -> GuardFigures {
-        let mine = entries.filter { $0.port == port }
-        let failures = mine.filter(\.isFailure).count
+    /// The figures of the backends on `ports` in the window, together.
+    public func figures(ports: Set<Int>) -> GuardFigures {
+        let mine = seen.filter { ports.contains($0.attempt.port) }.map(\.attempt)
         let latencies = mine.map(\.seconds).sorted()
         let p99 = latencies.isEmpty ? nil : latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)]
-        return GuardFigures(requests: mine.count, failures: failures, p99Seconds: p99)
+        return GuardFigures(requests: mine.count, failures: mine.filter(\.isFailure).count, p99Seconds: p99)
+    }
+
+    /// The figures of the backend on `port` in the window.
+    public func figures(port: Int) -> GuardFigures {
+        figures(ports: [port])
     }
 }
 
 /// A backend's requests, failures and p99 latency in the guard's window.
-public struct GuardFigures: Sendable, Equatable, CustomStringConvertible {
+public struct GuardFigures: Sendable, Equatable, Codable, CustomStringConvertible {
     public var requests: Int
     public var failures: Int
     public var p99Seconds: Double?
 
+    public init(requests: Int, failures: Int, p99Seconds: Double?) {
+        self.requests = requests
+        self.failures = failures
+        self.p99Seconds = p99Seconds
+    }
+
     public var errorRatio: Double { requests == 0 ? 0 : Double(failures) / Double(requests) }
 
     public var description: String {
-        "\(failures) of \(requests) requests failed (\(String(format: "%.1f", errorRatio * 100)) %)"
+        "\(failures) of \(requests) requests failed (\(Self.percent(errorRatio)))"
             + (p99Seconds.map { String(format: ", p99 %.3f s", $0) } ?? "")
     }
 
     /// Why these figures break `config`, or nil when they do not (or are too few to judge).
-    public func verdict(_ config: GuardConfig) -> String? {
+    ///
+    /// With `stable` (a canary step: the stable release's figures in the same window), the new release is judged
+    /// against it: its share of failures may exceed the stable release's by `max_error_ratio`, and its p99 trips
+    /// the ceiling only when it is also slower than the stable release's; what fails both is not the new release's doing.
+    public func verdict(_ config: GuardConfig, against stable: GuardFigures? = nil) -> String? {
         guard requests >= config.minRequests else { return nil }
-        if errorRatio > config.maxErrorRatio {
-            return "the guard: \(description), above \(String(format: "%.1f", config.maxErrorRatio * 100)) %"
+        let baseline = stable.flatMap { $0.requests >= config.minRequests ? $0 : nil }
+        let stableSays = baseline.map { "; the stable release: \($0)" } ?? ""
+        let allowed = config.maxErrorRatio + (baseline?.errorRatio ?? 0)
+        if errorRatio > allowed {
+            let limit = baseline == nil ? Self.percent(config.maxErrorRatio)
+                : "\(Self.percent(allowed)) (the stable release's share + \(Self.percent(config.maxErrorRatio)))"
+            return "the guard: \(description), above \(limit)\(stableSays)"
         }
-        if let ceiling = config.maxP99, let p99 = p99Seconds, p99 > Double(ceiling.components.seconds) + Double(ceiling.components.attoseconds) / 1e18 {
-            return "the guard: \(description), above the p99 ceiling of \(DurationParser.format(ceiling))"
+        if let ceiling = config.maxP99, let p99 = p99Seconds, p99 > ceiling.seconds, p99 > baseline?.p99Seconds ?? 0 {
+            return "the guard: \(description), above the p99 ceiling of \(DurationParser.format(ceiling))\(stableSays)"
         }
         return nil
     }
+
+    private static func percent(_ ratio: Double) -> String { String(format: "%.1f %%", ratio * 100) }
 }

@@ -104,6 +104,8 @@ public struct Deployment: Codable, Sendable, Identifiable, Equatable {
     public var previousVersion: String?
     /// What happened beside the status, for a person: such as a push whose branch head was already live.
     public var note: String?
+    /// What the guard saw at each step after the switch (each canary step, then the watch), when it watched.
+    public var guardSteps: [GuardStep]?
 
     public init(id: Int, app: String, kind: DeploymentKind, trigger: Trigger, strategy: String, createdAt: Date = Date()) {
         self.id = id

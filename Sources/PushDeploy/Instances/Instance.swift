@@ -54,7 +54,15 @@ public protocol HealthChecker: Sendable {
 public protocol TrafficSwitch: Sendable {
     /// Writes the include file for `ports` (one port: blue-green `set $service_url`; several: an `upstream`),
     /// tests it, reloads, and confirms through nginx that requests reach `expectVersion`; on any failure puts the old file back.
-    func route(to ports: [Int], app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws
+    /// For a canary step, `ports` is the stable release's port and the new one's, and `canaryPercent` the new one's share.
+    func route(to ports: [Int], canaryPercent: Int?, app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws
     /// The ports the include file points at now, or nil when there is no include file yet.
     func currentPorts(app: AppConfig) -> [Int]?
+}
+
+extension TrafficSwitch {
+    /// Sends every request to `ports`.
+    public func route(to ports: [Int], app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
+        try await route(to: ports, canaryPercent: nil, app: app, expectVersion: expectVersion, log: log)
+    }
 }

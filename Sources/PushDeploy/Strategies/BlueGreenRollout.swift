@@ -11,8 +11,8 @@ public struct BlueGreenRollout: Rollout {
     public init(parts: RolloutParts) { self.parts = parts }
 
     public func rollOut(_ release: Release, app: AppConfig, progress: DeploymentProgress) async throws -> RolloutOutcome {
-        guard case let .blueGreen(bluePort, greenPort) = app.strategy else {
-            throw RolloutError.wrongStrategy(app: app.name, expected: "blue-green")
+        guard let (bluePort, greenPort) = app.strategy.slots else {
+            throw RolloutError.wrongStrategy(app: app.name, expected: "blue-green or canary")
         }
         let log = progress.log
         let state = try await parts.state.state(app: app.name)
@@ -31,9 +31,9 @@ public struct BlueGreenRollout: Rollout {
                                   port: idlePort, slot: idleSlot)
 
         try await progress.enter(.starting)
-        var accessLog: AccessLogFollower?
         let (instance, startedHere) = try await instanceOnIdleSlot(release, app: app, slot: idleSlot, port: idlePort,
                                                                    recorded: state.entry(port: idlePort), log: log)
+        var watch = ReleaseWatch(parts: parts, app: app, progress: progress, releaseGuard: nil)
         do {
             try await progress.enter(.healthy)
             if progress.kind == .deploy {
@@ -41,7 +41,21 @@ public struct BlueGreenRollout: Rollout {
             }
             try await progress.enter(.switching)
             // Opened before the switch, so the guard sees every request the new release gets.
-            accessLog = guardLog(app, log: log)
+            if progress.kind == .deploy, app.watch > .zero || app.strategy.name == "canary" {
+                watch.releaseGuard = ReleaseGuard.open(for: app, log: log)
+            }
+            if case let .canary(_, _, plan) = app.strategy, progress.kind == .deploy {
+                if let live, await parts.supervisor.isRunning(live) {
+                    if let reason = try await canarySteps(plan, release: release, on: instance, stable: live, app: app, watch: watch) {
+                        // Every request is back on the stable release, which never stopped being live.
+                        if startedHere { await stop(instance, app: app, log: log) }
+                        await runReporting(.afterRollback, app: app, context: Self.context(of: live, progress: progress), log: log)
+                        return .rolledBack(reason: reason)
+                    }
+                } else {
+                    log.line("canary: no running release to share requests with, so \(release.version) takes them all at once")
+                }
+            }
             try await parts.traffic.route(to: [idlePort], app: app, expectVersion: release.version, log: log)
         } catch {
             if startedHere { await stop(instance, app: app, log: log) }
@@ -62,8 +76,8 @@ public struct BlueGreenRollout: Rollout {
 
         if progress.kind == .deploy, app.watch > .zero {
             try await progress.enter(.watching)
-            if let reason = try await watch(instance, app: app, accessLog: accessLog, log: log) {
-                return try await flipBack(from: instance, to: live, app: app, reason: reason, log: log)
+            if let reason = try await watch.watch([instance], for: app.watch) {
+                return try await flipBack(from: instance, to: live, app: app, reason: reason, progress: progress)
             }
         }
         if !app.keepPreviousWarm, let live {
@@ -71,6 +85,42 @@ public struct BlueGreenRollout: Rollout {
             try await parts.state.update(app: app.name) { $0.remove(port: live.port) }
         }
         return .live
+    }
+
+    /// Gives the new release a growing share of requests, step by step, each watched against the stable release;
+    /// returns why a step failed (every request is then back on the stable release), or nil when all passed and
+    /// the new release is ready for all of them. Any error, a cancellation included, also sends every request back.
+    private func canarySteps(_ plan: CanaryPlan, release: Release, on instance: Instance, stable: Instance, app: AppConfig,
+                             watch: ReleaseWatch) async throws -> String? {
+        let progress = watch.progress, log = progress.log
+        let traffic = parts.traffic
+        let allBack = { @Sendable in
+            try await traffic.route(to: [stable.port], app: app, expectVersion: stable.version, log: log)
+        }
+        do {
+            for (index, percent) in plan.steps.enumerated() where percent < 100 {
+                if index > 0 { try await progress.enter(.switching) }
+                try await traffic.route(to: [stable.port, instance.port], canaryPercent: percent, app: app, expectVersion: release.version, log: log)
+                log.line("canary: \(percent) % of requests to \(release.version) on \(instance.slot) (\(instance.port)), "
+                         + "the rest to \(stable.version) on \(stable.slot) (\(stable.port))")
+                try await progress.enter(.watching)
+                if let reason = try await watch.watch([instance], for: plan.stepWatch, percent: percent, stable: [stable.port]) {
+                    log.line("\(reason): every request back to \(stable.version) on \(stable.slot) (\(stable.port))")
+                    try await allBack()
+                    return "\(reason) (canary step \(percent) %)"
+                }
+            }
+            if plan.steps.count > 1 { try await progress.enter(.switching) }
+            return nil
+        } catch {
+            // In a task of its own: a cancelled deployment (a rollback, a shutdown) must still take its share back.
+            do {
+                try await Task { try await allBack() }.value
+            } catch let restore {
+                log.line("canary: could not send every request back to \(stable.version): \(restore)")
+            }
+            throw error
+        }
     }
 
     /// The instance of `release` on the idle slot: the warm one when it already runs that release (a hot rollback), else a new one.
@@ -100,50 +150,10 @@ public struct BlueGreenRollout: Rollout {
         return (instance, true)
     }
 
-    /// Polls the new instance through the watch window; returns why it turned bad, or nil when it stayed healthy.
-    /// Cancelling (a rollback, a shutdown) ends the watch at once with `CancellationError`; traffic stays where it is.
-    private func watch(_ instance: Instance, app: AppConfig, accessLog: AccessLogFollower?, log: any DeploymentLog) async throws -> String? {
-        let deadline = ContinuousClock.now + app.watch
-        var failures = 0
-        var window = app.guardConfig.map { BackendWindow(window: $0.window) }
-        log.line("watching \(instance.version) for \(DurationParser.format(app.watch))")
-        defer {
-            if let window { log.line("guard: \(window.figures(port: instance.port)) in the last \(DurationParser.format(window.window))") }
-        }
-        while ContinuousClock.now < deadline {
-            try Task.checkCancellation()
-            if let accessLog, let config = app.guardConfig {
-                window?.add(accessLog.read())
-                if let reason = window?.figures(port: instance.port).verdict(config) { return reason }
-            }
-            if await !parts.supervisor.isRunning(instance) {
-                return "the new release exited during the watch window"
-            }
-            if await parts.health.isHealthy(port: instance.port, health: app.health) {
-                failures = 0
-            } else {
-                failures += 1
-                // One slow answer is not a verdict; three in a row are.
-                if failures >= 3 { return "the new release turned unhealthy during the watch window" }
-            }
-            try await Task.sleep(for: min(app.health.interval, max(deadline - ContinuousClock.now, .zero)))
-        }
-        return nil
-    }
-
-    /// The access log the guard reads, or nil (said in the log) when the guard is off.
-    private func guardLog(_ app: AppConfig, log: any DeploymentLog) -> AccessLogFollower? {
-        guard app.guardConfig != nil, app.watch > .zero else { return nil }
-        guard let path = app.nginx?.accessLog else {
-            log.line("guard: off, because nginx.access_log is not set (the guard reads nginx's access log)")
-            return nil
-        }
-        return AccessLogFollower(path: path)
-    }
-
     /// Sends traffic back to the previous release after a failed watch and stops the new one.
     private func flipBack(from instance: Instance, to previous: Instance?, app: AppConfig, reason: String,
-                          log: any DeploymentLog) async throws -> RolloutOutcome {
+                          progress: DeploymentProgress) async throws -> RolloutOutcome {
+        let log = progress.log
         guard let previous, await parts.supervisor.isRunning(previous) else {
             throw RolloutError.cannotFlipBack(app: app.name, reason: "\(reason), and no previous release is running to go back to")
         }
@@ -154,7 +164,14 @@ public struct BlueGreenRollout: Rollout {
             state.remove(port: instance.port)
         }
         await stop(instance, app: app, log: log)
+        await runReporting(.afterRollback, app: app, context: Self.context(of: previous, progress: progress), log: log)
         return .rolledBack(reason: reason)
+    }
+
+    /// The hook context of a release that is live again after an automatic rollback.
+    private static func context(of instance: Instance, progress: DeploymentProgress) -> HookContext {
+        HookContext(deploymentID: progress.id, app: progress.app, version: instance.version, commit: instance.commit, port: instance.port,
+                    slot: instance.slot)
     }
 
     private func stop(_ instance: Instance, app: AppConfig, log: any DeploymentLog) async {

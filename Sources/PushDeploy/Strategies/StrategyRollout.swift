@@ -1,4 +1,4 @@
-/// The rollout an app's config asks for: ``BlueGreenRollout`` or ``RollingRollout`` over the same parts.
+/// The rollout an app's config asks for: ``BlueGreenRollout`` (blue-green and canary) or ``RollingRollout`` over the same parts.
 public struct StrategyRollout: Rollout {
     public var parts: RolloutParts
 
@@ -6,7 +6,7 @@ public struct StrategyRollout: Rollout {
 
     public func rollOut(_ release: Release, app: AppConfig, progress: DeploymentProgress) async throws -> RolloutOutcome {
         switch app.strategy {
-        case .blueGreen: try await BlueGreenRollout(parts: parts).rollOut(release, app: app, progress: progress)
+        case .blueGreen, .canary: try await BlueGreenRollout(parts: parts).rollOut(release, app: app, progress: progress)
         case .rolling: try await RollingRollout(parts: parts).rollOut(release, app: app, progress: progress)
         }
     }

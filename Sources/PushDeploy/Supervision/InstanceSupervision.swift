@@ -107,7 +107,7 @@ public actor InstanceSupervision {
         // Blue-green: the include file names the other slot as nginx's fallback; when the warm release runs there and
         // is healthy, a site with `error_page 502 504 = @pushdeploy_fallback` serves from it meanwhile.
         var fallback: String?
-        if entry.role == .live, case .blueGreen = app.strategy, let warm = current.role == .live ? try? await parts.state.state(app: app.name).warm.first : nil,
+        if entry.role == .live, app.strategy.slots != nil, let warm = current.role == .live ? try? await parts.state.state(app: app.name).warm.first : nil,
            await parts.supervisor.isRunning(warm), await parts.health.isHealthy(port: warm.port, health: app.health) {
             fallback = "while \(instance.version) was down, nginx's fallback (@pushdeploy_fallback) was \(warm.version) on port \(warm.port), running and healthy"
             log.line("supervision: \(fallback!)")
@@ -137,7 +137,7 @@ public actor InstanceSupervision {
             metrics?.instanceRestarted(app: app.name, succeeded: false)
             if let final { metrics?.finished(final) }
         }
-        guard entry.role == .live, case .blueGreen = app.strategy else { return .failed }
+        guard entry.role == .live, app.strategy.slots != nil else { return .failed }
         return await flipToWarm(from: instance, problem: problem, app: app) ? .flipped : .failed
     }
 

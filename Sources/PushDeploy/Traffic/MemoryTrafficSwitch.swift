@@ -10,11 +10,14 @@ public final class MemoryTrafficSwitch: TrafficSwitch {
         public var app: String
         public var ports: [Int]
         public var expectVersion: String?
+        /// The new release's share in a canary step.
+        public var canaryPercent: Int?
         /// False when the switch failed and traffic stayed where it was.
         public var succeeded: Bool
 
-        public init(app: String, ports: [Int], expectVersion: String? = nil, succeeded: Bool = true) {
+        public init(app: String, ports: [Int], expectVersion: String? = nil, canaryPercent: Int? = nil, succeeded: Bool = true) {
             self.app = app
+            self.canaryPercent = canaryPercent
             self.ports = ports
             self.expectVersion = expectVersion
             self.succeeded = succeeded
@@ -42,9 +45,11 @@ public final class MemoryTrafficSwitch: TrafficSwitch {
     /// Every switch asked for so far, in order.
     public var routes: [Route] { state.withLock { $0.routes } }
 
-    public func route(to ports: [Int], app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
+    public func route(to ports: [Int], canaryPercent: Int?, app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
         try Task.checkCancellation()
-        let rendered = Result { () throws(TrafficError) in try NginxInclude.render(ports, app: app.name, strategy: app.strategy) }
+        let rendered = Result { () throws(TrafficError) in
+            try NginxInclude.render(ports, app: app.name, strategy: app.strategy, canaryPercent: canaryPercent)
+        }
         let failure: TrafficError? = state.withLock { state in
             var failure: TrafficError?
             if case let .failure(error) = rendered {
@@ -52,7 +57,8 @@ public final class MemoryTrafficSwitch: TrafficSwitch {
             } else if !state.failures.isEmpty {
                 failure = state.failures.removeFirst()
             }
-            state.routes.append(Route(app: app.name, ports: ports, expectVersion: expectVersion, succeeded: failure == nil))
+            state.routes.append(Route(app: app.name, ports: ports, expectVersion: expectVersion, canaryPercent: canaryPercent,
+                                      succeeded: failure == nil))
             if failure == nil { state.ports[app.name] = ports }
             return failure
         }
@@ -60,7 +66,8 @@ public final class MemoryTrafficSwitch: TrafficSwitch {
             log.line("nginx (memory): switch to \(ports) failed: \(failure)")
             throw failure
         }
-        log.line("nginx (memory): switched \(app.name) to \(ports.map(String.init).joined(separator: ", "))")
+        log.line("nginx (memory): switched \(app.name) to \(ports.map(String.init).joined(separator: ", "))"
+                 + (canaryPercent.map { " (\($0) % to \(ports[1]))" } ?? ""))
     }
 
     public func currentPorts(app: AppConfig) -> [Int]? {

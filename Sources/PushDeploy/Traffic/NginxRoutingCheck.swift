@@ -21,7 +21,8 @@ public enum NginxRoutingCheck {
         let routing = servers.filter { $0.routes(app: app, includeFile: nginx.includeFile) }
         if routing.isEmpty {
             problems.append(ConfigProblem(path: "\(key).include_file", message: "no server block routes through \(nginx.includeFile) "
-                                          + "(blue-green: include it in the server and proxy_pass $service_url; rolling: proxy_pass http://\(NginxInclude.upstreamName(app: app.name)))"))
+                                          + "(blue-green: include it in the server and proxy_pass $service_url; rolling: proxy_pass http://\(NginxInclude.upstreamName(app: app.name)); "
+                                          + "canary: include it at http level and proxy_pass \(NginxInclude.canaryVariable(app: app.name)))"))
             return problems
         }
         guard let url = nginx.verifyURL else {
@@ -155,6 +156,7 @@ public enum NginxRoutingCheck {
             allDirectives.contains { words in
                 (words.first == "include" && words.dropFirst().contains(includeFile))
                     || (words.first == "proxy_pass" && words.dropFirst().contains("http://\(NginxInclude.upstreamName(app: app.name))"))
+                    || (words.first == "proxy_pass" && words.dropFirst().contains(NginxInclude.canaryVariable(app: app.name)))
             }
         }
 

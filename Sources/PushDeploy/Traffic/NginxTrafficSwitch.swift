@@ -46,13 +46,13 @@ public struct NginxTrafficSwitch: TrafficSwitch {
         return NginxInclude.ports(in: String(decoding: data, as: UTF8.self))
     }
 
-    public func route(to ports: [Int], app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
+    public func route(to ports: [Int], canaryPercent: Int?, app: AppConfig, expectVersion: String?, log: any DeploymentLog) async throws {
         guard let nginx = app.nginx else { throw TrafficError.notConfigured(app: app.name) }
-        let text = try NginxInclude.render(ports, app: app.name, strategy: app.strategy)
+        let text = try NginxInclude.render(ports, app: app.name, strategy: app.strategy, canaryPercent: canaryPercent)
         let confirmation = try Confirmation(nginx: nginx, ports: ports, health: app.health)
         let path = nginx.includeFile
         let old = try Self.read(path)
-        let portList = ports.map(String.init).joined(separator: ", ")
+        let portList = canaryPercent.map { "\(ports[0]) and \($0) % to \(ports[1])" } ?? ports.map(String.init).joined(separator: ", ")
         let was = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) }?.map(String.init).joined(separator: ", ")
         log.line("nginx: routing \(app.name) to \(portList) (was \(was ?? "no include file"))")
 
@@ -69,7 +69,8 @@ public struct NginxTrafficSwitch: TrafficSwitch {
             let workersBefore = NginxWorkers.snapshot()
             let reload = try await runNginx(nginx.reload, log: log) { .reloadFailed(command: $0, reason: $1, output: $2) }
             let before = old.flatMap { NginxInclude.ports(in: String(decoding: $0, as: UTF8.self)) } ?? []
-            let confirmed = try await confirm(confirmation, ports: ports, before: before, expectVersion: expectVersion, log: log)
+            let confirmed = try await confirm(confirmation, ports: ports, before: before, canaryPercent: canaryPercent,
+                                              expectVersion: expectVersion, log: log)
             let switched = ContinuousClock.now - started
             // Until nginx's retired workers are gone, one of them may still send a request to a port taken out. Where
             // /proc shows them, the switch waits for them; where it hides other users' processes (ProtectProc=invisible),
@@ -178,24 +179,35 @@ extension NginxTrafficSwitch {
     /// Through nginx, the proof is the `X-Pushdeploy-Upstream` header (`$upstream_addr`) naming a port that only the
     /// new configuration routes to (any port of the new set when none is new): that works for any app, whatever its
     /// pages say. A site without the header is checked the old way, by the release's version in the page.
-    private func confirm(_ confirmation: Confirmation, ports: [Int], before: [Int], expectVersion: String?,
+    ///
+    /// When the new set only drops ports (a flip back from a canary step, a rolling instance taken out), one answer from
+    /// the rest would prove nothing, since the old configuration gave such answers too: ten in a row are asked for.
+    /// A canary step is proven by an answer from the new release; a small share takes longer to be seen, so the wait
+    /// grows as the share shrinks (10 % and more: `confirmTimeout`; 1 %: ten times that).
+    private func confirm(_ confirmation: Confirmation, ports: [Int], before: [Int], canaryPercent: Int?, expectVersion: String?,
                          log: any DeploymentLog) async throws -> Duration {
         let started = ContinuousClock.now
-        let deadline = started + confirmTimeout
+        let deadline = started + confirmTimeout * max(1, 10 / max(canaryPercent ?? 100, 1))
         switch confirmation {
         case let .throughNginx(target):
             let added = Set(ports).subtracting(before)
-            let wanted = added.isEmpty ? Set(ports) : added
+            let wanted = canaryPercent != nil ? [ports[1]] : added.isEmpty ? Set(ports) : added
+            let inARow = canaryPercent == nil && added.isEmpty && !before.isEmpty && Set(before) != Set(ports) ? 10 : 1
             let portList = wanted.sorted().map(String.init).joined(separator: " or ")
             var sawHeader = false
+            var seen = 0
             do {
-                try await poll(target, until: deadline, expected: "an answer from port \(portList) in X-Pushdeploy-Upstream") { outcome in
+                try await poll(target, until: deadline, expected: "\(inARow == 1 ? "an answer" : "\(inARow) answers in a row") from port \(portList) in X-Pushdeploy-Upstream") { outcome in
                     guard case let .answered(status, body, upstream) = outcome else { return false }
                     if let upstream {
                         sawHeader = true
                         // nginx's own 502 and 504 also name the backend it tried: they prove nothing.
-                        guard status != 502, status != 504, let port = Self.answeringPort(upstream) else { return false }
-                        return wanted.contains(port)
+                        guard status != 502, status != 504, let port = Self.answeringPort(upstream), wanted.contains(port) else {
+                            seen = 0
+                            return false
+                        }
+                        seen += 1
+                        return seen >= inARow
                     }
                     guard (200..<300).contains(status) else { return false }
                     return expectVersion.map { Self.body(body, names: $0) } ?? true
