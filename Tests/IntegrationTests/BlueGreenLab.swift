@@ -17,13 +17,14 @@ final class BlueGreenLab: Sendable {
     /// A new folder `<temporary>/pushdeploy-<name>-<uuid>` with nginx's config in `nginx/`; nginx is not started yet.
     ///
     /// `rolling` includes the app's file at http level (an upstream) rather than in the server block (`$service_url`).
-    init(_ name: String, rolling: Bool = false) throws {
+    /// `canary` includes it at http level too and proxies to `$pushdeploy_demo_url`; `readTimeout` is nginx's `proxy_read_timeout`.
+    init(_ name: String, rolling: Bool = false, canary: Bool = false, readTimeout: Duration? = nil) throws {
         folder = NSTemporaryDirectory() + "pushdeploy-\(name)-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let ports = Integration.freePorts(3)
         slots = (ports[1], ports[2])
         do {
-            nginx = try PrivateNginx(prefix: folder + "/nginx", app: "demo", rolling: rolling, port: ports[0])
+            nginx = try PrivateNginx(prefix: folder + "/nginx", app: "demo", rolling: rolling, canary: canary, readTimeout: readTimeout, port: ports[0])
         } catch {
             try? FileManager.default.removeItem(atPath: folder)
             throw error
@@ -31,8 +32,9 @@ final class BlueGreenLab: Sendable {
     }
 
     /// Runs `body` with a new lab and tears the lab down afterwards, whether `body` returns or throws.
-    static func with<Outcome>(_ name: String, rolling: Bool = false, _ body: (BlueGreenLab) async throws -> Outcome) async throws -> Outcome {
-        let lab = try BlueGreenLab(name, rolling: rolling)
+    static func with<Outcome>(_ name: String, rolling: Bool = false, canary: Bool = false, readTimeout: Duration? = nil,
+                              _ body: (BlueGreenLab) async throws -> Outcome) async throws -> Outcome {
+        let lab = try BlueGreenLab(name, rolling: rolling, canary: canary, readTimeout: readTimeout)
         defer { lab.tearDown() }
         return try await body(lab)
     }

@@ -13,15 +13,28 @@ final class PrivateNginx: Sendable {
     /// The master's pid once started: it leads a session of its own (nginx daemonizes with `setsid`).
     private let master = Mutex<pid_t?>(nil)
 
-    /// Writes a config that proxies `/` through the include file (`$service_url` for blue-green, `<app>_backend` for rolling).
-    init(prefix: String, app: String, rolling: Bool, port: Int = Integration.freePort()) throws {
+    /// Writes a config that proxies `/` through the include file (`$service_url` for blue-green, `<app>_backend` for rolling,
+    /// `$pushdeploy_<app>_url` for canary). `readTimeout` is nginx's `proxy_read_timeout` (its default is 60 s).
+    init(prefix: String, app: String, rolling: Bool, canary: Bool = false, readTimeout: Duration? = nil, port: Int = Integration.freePort()) throws {
         self.prefix = prefix
         self.port = port
         includeFile = prefix + "/conf/\(app).inc"
         try FileManager.default.createDirectory(atPath: prefix + "/conf", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: prefix + "/temp", withIntermediateDirectories: true)
-        let proxy = rolling ? "proxy_pass http://\(app)_backend;" : "proxy_pass $service_url;"
+        let proxy = rolling ? "proxy_pass http://\(app)_backend;" : canary ? "proxy_pass \(NginxInclude.canaryVariable(app: app));" : "proxy_pass $service_url;"
+        let atHTTPLevel = rolling || canary
+        let timeout = readTimeout.map { "proxy_read_timeout \(DurationParser.format($0));" } ?? ""
+        // The canary's include sets variables at http level; the fallback location is the site's.
+        let canaryFallback = canary ? """
+                location @pushdeploy_fallback {
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                    \(timeout)
+                    add_header X-Pushdeploy-Upstream $upstream_addr always;
+                    proxy_pass \(NginxInclude.canaryVariable(app: app, "fallback"));
+                }
+        """ : ""
         let site = """
         worker_processes 1;
         pid \(prefix)/logs/nginx.pid;
@@ -29,25 +42,27 @@ final class PrivateNginx: Sendable {
         events { worker_connections 1024; }
         http {
             # pushdeploy's access log format (examples/nginx-site.conf): the guard's signal.
-            log_format pushdeploy '$msec\t$status\t$upstream_addr\t$upstream_status\t$request_time';
+            log_format pushdeploy '$msec\t$status\t$upstream_addr\t$upstream_status\t$request_time\t$upstream_response_time';
             access_log \(prefix)/logs/pushdeploy.log pushdeploy;
             client_body_temp_path \(prefix)/temp/body;
             proxy_temp_path \(prefix)/temp/proxy;
             fastcgi_temp_path \(prefix)/temp/fastcgi;
             uwsgi_temp_path \(prefix)/temp/uwsgi;
             scgi_temp_path \(prefix)/temp/scgi;
-            \(rolling ? "include \(includeFile);" : "")
+            \(atHTTPLevel ? "include \(includeFile);" : "")
             server {
                 listen 127.0.0.1:\(port);
-                \(rolling ? "" : "include \(includeFile);")
+                \(atHTTPLevel ? "" : "include \(includeFile);")
                 location / {
                     proxy_http_version 1.1;
                     proxy_set_header Connection "";
                     proxy_next_upstream error timeout http_502 http_503;
                     add_header X-Pushdeploy-Upstream $upstream_addr always;
                     \(rolling ? "" : "error_page 502 504 = @pushdeploy_fallback;")
+                    \(timeout)
                     \(proxy)
                 }
+        \(canaryFallback)
             }
         }
         """

@@ -72,8 +72,8 @@ final class RolloutLab: Sendable {
     }
 
     /// Runs `body` with a new lab and tears the lab down afterwards, also when `body` throws or an expectation fails.
-    static func with(rolling: Bool = false, _ body: (RolloutLab) async throws -> Void) async throws {
-        try await BlueGreenLab.with("lab", rolling: rolling) { site in
+    static func with(rolling: Bool = false, canary: Bool = false, readTimeout: Duration? = nil, _ body: (RolloutLab) async throws -> Void) async throws {
+        try await BlueGreenLab.with("lab", rolling: rolling, canary: canary, readTimeout: readTimeout) { site in
             let lab = try RolloutLab(site: site)
             defer { lab.stopInstances() }
             try await body(lab)

@@ -2,7 +2,8 @@
 ///
 /// For each port: take it out of the upstream, reload, stop it (SIGTERM lets in-flight requests finish),
 /// start the new release there, wait for health, put it back. A failure midway stops and puts every
-/// replaced port back on the release it ran before.
+/// replaced port back on the release it ran before. Then the watch (health, and the guard over the new
+/// instances' share of nginx's access log); a release that fails it gets the same treatment, port by port.
 public struct RollingRollout: Rollout {
     public var parts: RolloutParts
 
@@ -16,6 +17,10 @@ public struct RollingRollout: Rollout {
         let before = try await parts.state.state(app: app.name)
         var serving = ports.filter { port in before.entry(port: port)?.role == .live }
         var replaced: [(port: Int, previous: Instance?)] = []
+        var started: [Instance] = []
+        // Opened before the first port takes requests, so the guard sees every request the new release gets.
+        let watch = ReleaseWatch(parts: parts, app: app, progress: progress,
+                                 releaseGuard: progress.kind == .deploy && app.watch > .zero ? ReleaseGuard.open(for: app, log: log) : nil)
         try await progress.enter(.starting)
         for port in ports {
             let previous = before.entry(port: port)?.instance
@@ -32,6 +37,7 @@ public struct RollingRollout: Rollout {
                 replaced.append((port, previous))
                 let instance = try await parts.supervisor.start(release, app: app, port: port, slot: "instance-\(port)", log: log)
                 try await parts.state.update(app: app.name) { $0.set(instance, role: .starting) }
+                started.append(instance)
                 let supervisor = parts.supervisor
                 try await parts.health.waitUntilHealthy(port: port, health: app.health, log: log) {
                     await supervisor.isRunning(instance)
@@ -60,12 +66,31 @@ public struct RollingRollout: Rollout {
             try await progress.enter(.switching)
         }
         let context = HookContext(deploymentID: progress.id, app: app.name, version: release.version, commit: release.commit)
-        do {
-            try await parts.hooks.run(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
-        } catch {
-            log.line("hook failed (the rollout stands): \(error)")
+        await runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
+        if progress.kind == .deploy, app.watch > .zero, !started.isEmpty {
+            // Cut short (a rollback, a shutdown), the watch throws and the instances stay as they are for what comes next.
+            try await progress.enter(.watching)
+            if let reason = try await watch.watch(started, for: app.watch) {
+                log.line("\(reason): putting the previous release back on \(replaced.map { String($0.port) }.joined(separator: ", "))")
+                let restored = await Task { [replaced] in await restore(replaced, release: release, app: app, log: log) }.value
+                guard restored.count == replaced.filter({ $0.previous != nil }).count else {
+                    throw RolloutError.rollingFailed(app: app.name, port: replaced.first?.port ?? 0, reason: reason, restored: restored)
+                }
+                let previous = replaced.compactMap(\.previous).first
+                await runReporting(.afterRollback, app: app, context: HookContext(deploymentID: progress.id, app: app.name, version: previous?.version,
+                                                                                   commit: previous?.commit), log: log)
+                return .rolledBack(reason: reason)
+            }
         }
         return .live
+    }
+
+    private func runReporting(_ hook: HookName, app: AppConfig, context: HookContext, log: any DeploymentLog) async {
+        do {
+            try await parts.hooks.run(hook, app: app, context: context, log: log)
+        } catch {
+            log.line("\(hook.rawValue) hook failed (the rollout stands): \(error)")
+        }
     }
 
     /// Puts the previous release back on every replaced port and nginx back on all of them.

@@ -26,6 +26,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *   <li>{@code --shutdown-grace=30s} ({@code DEMO_SHUTDOWN_GRACE}): the most SIGTERM waits for in-flight requests</li>
  *   <li>{@code --fail-ratio=0.2} ({@code DEMO_FAIL_RATIO}): answer 500 to that share of requests to {@code /}, as a bad release
  *       that passes its health check does</li>
+ *   <li>{@code --stall-ratio=0.05} ({@code DEMO_STALL_RATIO}): accept that share of requests to {@code /} and never answer
+ *       them, as a release with a deadlock on one path does (its health check still answers)</li>
  * </ul>
  * Other arguments (such as {@code --spring.profiles.active=blue}) are accepted and ignored.
  * {@code GET /slow?ms=N} answers after N milliseconds, to have requests in flight during a stop.
@@ -45,6 +47,8 @@ public final class DemoApp {
         String version = version();
         double failRatio = Double.parseDouble(option(args, "fail-ratio", "DEMO_FAIL_RATIO", "0"));
         AtomicInteger served = new AtomicInteger();
+        double stallRatio = Double.parseDouble(option(args, "stall-ratio", "DEMO_STALL_RATIO", "0"));
+        AtomicInteger seen = new AtomicInteger();
 
         log("Starting demo-app " + version + " (pid " + ProcessHandle.current().pid() + ")");
         if (startupDelay > 0) {
@@ -72,15 +76,22 @@ public final class DemoApp {
             sleep(wait);
             send(exchange, 200, "text/plain", "demo-app " + version + " slow " + wait + "ms\n");
         }));
-        server.createContext("/", exchange -> counted(exchange, () -> {
-            if (!"/".equals(exchange.getRequestURI().getPath())) {
-                send(exchange, 404, "text/plain", "not found\n");
-            } else if (failRatio > 0 && served.incrementAndGet() % Math.max(1, Math.round(1 / failRatio)) == 0) {
-                send(exchange, 500, "text/plain", "demo-app " + version + " failed on purpose\n");
-            } else {
-                send(exchange, 200, "text/plain", "demo-app " + version + "\n");
+        server.createContext("/", exchange -> {
+            if (stallRatio > 0 && "/".equals(exchange.getRequestURI().getPath())
+                    && seen.incrementAndGet() % Math.max(1, Math.round(1 / stallRatio)) == 0) {
+                // Neither answered nor closed: the client (nginx) waits until its own read timeout.
+                return;
             }
-        }));
+            counted(exchange, () -> {
+                if (!"/".equals(exchange.getRequestURI().getPath())) {
+                    send(exchange, 404, "text/plain", "not found\n");
+                } else if (failRatio > 0 && served.incrementAndGet() % Math.max(1, Math.round(1 / failRatio)) == 0) {
+                    send(exchange, 500, "text/plain", "demo-app " + version + " failed on purpose\n");
+                } else {
+                    send(exchange, 200, "text/plain", "demo-app " + version + "\n");
+                }
+            });
+        });
 
         // SIGTERM runs this hook: stop accepting, let in-flight requests finish (up to the grace), then exit.
         // The JVM then exits with 143 (128 + SIGTERM), as a Spring Boot app does.
