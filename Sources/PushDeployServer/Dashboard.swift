@@ -160,7 +160,12 @@ function render(app, status, deployments) {
     const row = make("tr", null, "deployment" + (selected[app] === d.id ? " selected" : ""));
     row.dataset.id = d.id;
     const finished = ["succeeded", "failed", "cancelled", "superseded", "interrupted", "rolled_back"].includes(d.status);
-    row.append(make("td", d.id), make("td", d.kind), make("td", d.status, "status " + (finished ? d.status : "running")),
+    const state = make("td", d.status, "status " + (finished ? d.status : "running"));
+    // The guard's figures per step (each canary step, then the watch), on hover.
+    const figures = f => `${f.failures} of ${f.requests} failed` + (f.p99_seconds != null ? `, p99 ${f.p99_seconds.toFixed(3)} s` : "");
+    state.title = (d.guard_steps || []).map(s => `guard ${s.percent} %: ${figures(s.release)}` + (s.stable ? ` (stable: ${figures(s.stable)})` : "")
+                                                 + ` — ${s.verdict}`).join("\n");
+    row.append(make("td", d.id), make("td", d.kind), state,
                make("td", d.version || "", "mono"), make("td", d.trigger.source + (d.trigger.pusher ? " · " + d.trigger.pusher : ""), "hide-narrow"));
     const phases = make("td"); phases.appendChild(timeline(d)); row.appendChild(phases);
     row.addEventListener("click", () => select(app, d.id));

@@ -34,6 +34,9 @@ struct Status: AsyncParsableCommand {
             print("waiting:   \(status.queue.waiting.isEmpty ? "nothing" : status.queue.waiting.map { "\($0.kind.rawValue) \($0.id)" }.joined(separator: ", "))")
             if let last = status.lastDeployment {
                 print("last:      \(last.kind.rawValue) \(last.id) \(last.status.rawValue)\(last.error.map { ": \($0)" } ?? "")")
+                for step in last.guardSteps ?? [] {
+                    print("guard:     \(step)")
+                }
             }
         }
     }

@@ -64,5 +64,31 @@ extension RolloutTests {
                 #expect(try await InstanceReconciler(parts: parts).reconcile(app) == [])
             }
         }
+
+        @Test("a canary step left behind: every request back to the stable release, the canary stopped")
+        func canaryStepLeftBehind() async throws {
+            try await RolloutLab.with(canary: true) { lab in
+                let (blue, green) = lab.slots()
+                let app = lab.app(strategy: .canary(blue: blue, green: green, plan: CanaryPlan()))
+                try lab.startNginx(for: app)
+                let parts = lab.parts()
+                let (v1, v2) = (try await lab.release("1.0"), try await lab.release("2.0"))
+                _ = try await BlueGreenRollout(parts: parts).rollOut(v1, app: app, progress: lab.progress(app: app).0)
+                // What a deployment that died during its 50 % step leaves behind.
+                let log = MemoryDeploymentLog()
+                let started = try await parts.supervisor.start(v2, app: app, port: green, slot: "green", log: log)
+                try await lab.state.update(app: lab.appName) { $0.set(started, role: .starting) }
+                try await parts.health.waitUntilHealthy(port: green, health: app.health, log: log) { await parts.supervisor.isRunning(started) }
+                try await parts.traffic.route(to: [blue, green], canaryPercent: 50, app: app, expectVersion: "2.0", log: log)
+
+                let notes = try await InstanceReconciler(parts: parts).reconcile(app)
+
+                #expect(notes.first?.hasPrefix("nginx still split requests for a canary step") == true, "\(notes)")
+                #expect(notes.contains("stopping half-started 2.0 on port \(green)"), "\(notes)")
+                #expect(NginxTrafficSwitch().currentPorts(app: app) == [blue])
+                #expect(lab.runningVersions() == ["1.0"])
+                #expect(await lab.eventuallyServesOnly("1.0"))
+            }
+        }
     }
 }

@@ -155,6 +155,7 @@ struct ConfigLoaderTests {
     func canarySteps() throws {
         let canary = shop.replacingOccurrences(of: "strategy: blue-green", with: "strategy: canary")
         #expect(try load(yaml(canary)).apps[0].strategy == .canary(blue: 8081, green: 8082, plan: CanaryPlan()))
+        #expect(try load(yaml(canary)).warnings.contains { $0.contains("canary without guard: watches each step by the health check only") })
         let planned = canary + "\n    canary: { steps: [5, 25%], step_watch: 1m }"
         #expect(try load(yaml(planned)).apps[0].strategy == .canary(blue: 8081, green: 8082, plan: CanaryPlan(steps: [5, 25, 100], stepWatch: .seconds(60))))
         #expect(problems(yaml(canary + "\n    canary: { steps: [50, 10, 100] }")).contains { $0.contains("steps must rise: 10 comes after 50") })

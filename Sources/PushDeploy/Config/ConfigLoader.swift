@@ -121,6 +121,10 @@ private struct Parser {
         let notify = map["notify"].map { self.notify($0, "\(path).notify") } ?? []
         let guardConfig = map["guard"].flatMap { self.guardConfig($0, "\(path).guard") }
         guard let repository, let strategy else { return nil }
+        if case .canary = strategy, guardConfig == nil || nginx?.accessLog == nil {
+            reader.warnings.append("\(path).strategy: canary without \(guardConfig == nil ? "guard:" : "nginx.access_log") watches each step by the "
+                                   + "health check only: nothing compares the new release's answers with the stable release's")
+        }
         return AppConfig(name: name, repository: repository, webhooks: webhooks, build: build, run: run,
                          strategy: strategy, health: health, watch: watch,
                          keepPreviousWarm: reader.bool(map, "keep_previous_warm", path) ?? true,

@@ -11,7 +11,15 @@ public struct InstanceReconciler: Sendable {
     public func reconcile(_ app: AppConfig, log: any DeploymentLog = MemoryDeploymentLog()) async throws -> [String] {
         var notes: [String] = []
         let state = try await parts.state.state(app: app.name)
-        let routed = parts.traffic.currentPorts(app: app) ?? []
+        var routed = parts.traffic.currentPorts(app: app) ?? []
+        if case .canary = app.strategy, routed.count > 1, let stable = state.entry(port: routed[0])?.instance {
+            // pushdeploy stopped during a canary step: no one watches the step any more, so every request goes back to
+            // the stable release (the `*` share), and the canary is stopped below as half-started.
+            try await parts.traffic.route(to: [routed[0]], app: app, expectVersion: stable.version, log: log)
+            notes.append("nginx still split requests for a canary step of a deployment that did not finish: all of them back to "
+                         + "\(stable.version) on port \(routed[0])")
+            routed = [routed[0]]
+        }
         var running: [Int: Bool] = [:]
         for entry in state.entries {
             running[entry.instance.port] = await parts.supervisor.isRunning(entry.instance)
