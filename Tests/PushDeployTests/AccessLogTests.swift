@@ -81,7 +81,10 @@ struct AccessLogTests {
         let figures = window.figures(port: 8082)
         #expect(figures.requests == 30 && figures.failures == 6)
         #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.05, minRequests: 20))?.hasPrefix("the guard: 6 of 30 requests failed (20.0 %)") == true)
-        #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.05, minRequests: 31)) == nil, "too few requests to judge")
+        #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.05, minRequests: 200)) == nil, "too few requests to judge")
+        // 6 failures already put the share of the first 31 requests above 5 %, whatever the 31st answers.
+        #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.05, minRequests: 31))?.contains("so more than 5.0 % of the first 31 (min_requests)") == true)
+        #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.05, minRequests: 120)) == nil, "6 of 120 would be exactly 5 %: not settled")
         #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.25, minRequests: 20)) == nil)
         #expect(figures.verdict(GuardConfig(maxErrorRatio: 0.5, minRequests: 20, maxP99: .milliseconds(5)))?.contains("p99 ceiling") == true)
     }

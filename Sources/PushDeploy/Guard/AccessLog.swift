@@ -184,17 +184,24 @@ public struct GuardFigures: Sendable, Equatable, Codable, CustomStringConvertibl
 
     /// Why these figures break `config`, or nil when they do not (or are too few to judge).
     ///
+    /// The share of failures is judged once `min_requests` requests came, or before when the failures so far already
+    /// settle it: more than `max_error_ratio × min_requests` of them put the share of the first `min_requests` above
+    /// the limit whatever the rest answer. The p99 ceiling waits for `min_requests`.
+    ///
     /// With `stable` (a canary step: the stable release's figures in the same window), the new release is judged
     /// against it: its share of failures may exceed the stable release's by `max_error_ratio`, and its p99 trips
     /// the ceiling only when it is also slower than the stable release's; what fails both is not the new release's doing.
     public func verdict(_ config: GuardConfig, against stable: GuardFigures? = nil) -> String? {
-        guard requests >= config.minRequests else { return nil }
         let baseline = stable.flatMap { $0.requests >= config.minRequests ? $0 : nil }
         let stableSays = baseline.map { "; the stable release: \($0)" } ?? ""
         let allowed = config.maxErrorRatio + (baseline?.errorRatio ?? 0)
+        let limit = baseline == nil ? Self.percent(config.maxErrorRatio)
+            : "\(Self.percent(allowed)) (the stable release's share + \(Self.percent(config.maxErrorRatio)))"
+        guard requests >= config.minRequests else {
+            guard Double(failures) > allowed * Double(config.minRequests) else { return nil }
+            return "the guard: \(description), so more than \(limit) of the first \(config.minRequests) (min_requests)\(stableSays)"
+        }
         if errorRatio > allowed {
-            let limit = baseline == nil ? Self.percent(config.maxErrorRatio)
-                : "\(Self.percent(allowed)) (the stable release's share + \(Self.percent(config.maxErrorRatio)))"
             return "the guard: \(description), above \(limit)\(stableSays)"
         }
         if let ceiling = config.maxP99, let p99 = p99Seconds, p99 > ceiling.seconds, p99 > baseline?.p99Seconds ?? 0 {

@@ -44,7 +44,7 @@ public struct GuardStep: Codable, Sendable, Equatable, CustomStringConvertible {
         case passed
         /// It broke a limit: traffic went back.
         case tripped
-        /// Fewer requests than `min_requests` reached it: the health check alone watched it.
+        /// Fewer requests than `min_requests` reached it (and too few failed to settle it): the health check alone watched it.
         case unjudged
     }
 
