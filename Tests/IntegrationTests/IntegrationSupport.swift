@@ -125,8 +125,8 @@ final class RunningServer: Sendable {
     }
 
     /// A server in `folder` with one app, `shop`, whose repository does not exist (a deployment fails at once at fetch),
-    /// its token `token` and GitHub secret `secret`; ready when it returns.
-    static func minimal(in folder: String, token: String = "test-token") async throws -> RunningServer {
+    /// its token `token` and GitHub secret `secret`; ready when it returns. `settings`: more top-level keys (YAML lines).
+    static func minimal(in folder: String, token: String = "test-token", settings: String = "") async throws -> RunningServer {
         let port = Integration.freePort()
         try FileManager.default.createDirectory(atPath: folder + "/nginx", withIntermediateDirectories: true)
         try "\(token)\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
@@ -135,6 +135,7 @@ final class RunningServer: Sendable {
         listen: 127.0.0.1:\(port)
         state_dir: \(folder)/state
         token_file: token
+        \(settings)
         apps:
           shop:
             repository: { url: \(folder)/missing, branch: main }
