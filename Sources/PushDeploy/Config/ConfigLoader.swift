@@ -546,6 +546,7 @@ private struct Parser {
     }
 
     private func resolve(_ path: String) -> String {
+        if let credential = SystemdCredentials.path(path, environment: environment) { return credential }
         if path.hasPrefix("/") { return path }
         if path.hasPrefix("~/"), let home = environment["HOME"] { return home + path.dropFirst(1) }
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
