@@ -8,11 +8,13 @@ import PushDeploy
 public typealias PushDeployContext = BasicRequestContext
 
 /// Builds the HTTP application around a ``DeployService`` that has been opened; `serve` and the tests call the same function.
+///
+/// `maxConnections` overrides the config's `max_connections`.
 public func buildApplication(service: DeployService, logger: Logger = Logger(label: "pushdeploy"),
-                             port: Int? = nil, maxConnections: Int = 512) -> some ApplicationProtocol {
+                             port: Int? = nil, maxConnections: Int? = nil) -> some ApplicationProtocol {
     let router = buildRouter(service: service, logger: logger)
     let address = service.config.listen
-    let budget = ConnectionBudget(limit: maxConnections)
+    let budget = ConnectionBudget(limit: maxConnections ?? service.config.maxConnections)
     // A connection that sends no complete request head within 30 s is closed; header fields beyond 16 KiB are 431.
     let http1 = HTTP1Channel.Configuration(
         additionalChannelHandlers: [ConnectionGuard(budget: budget)], idleTimeout: .seconds(30),

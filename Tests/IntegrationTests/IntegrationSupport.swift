@@ -53,6 +53,21 @@ enum Integration {
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
+    /// A TCP connection to `port` on loopback, or -1 when it is refused; the caller closes it.
+    static func connect(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if connected != 0 { close(fd); return -1 }
+        return fd
+    }
+
     /// Runs a program to the end and returns its status and output (stdout and stderr together).
     @discardableResult
     static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil,
@@ -110,8 +125,8 @@ final class RunningServer: Sendable {
     }
 
     /// A server in `folder` with one app, `shop`, whose repository does not exist (a deployment fails at once at fetch),
-    /// its token `token` and GitHub secret `secret`; ready when it returns.
-    static func minimal(in folder: String, token: String = "test-token") async throws -> RunningServer {
+    /// its token `token` and GitHub secret `secret`; ready when it returns. `settings`: more top-level keys (YAML lines).
+    static func minimal(in folder: String, token: String = "test-token", settings: String = "") async throws -> RunningServer {
         let port = Integration.freePort()
         try FileManager.default.createDirectory(atPath: folder + "/nginx", withIntermediateDirectories: true)
         try "\(token)\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
@@ -120,6 +135,7 @@ final class RunningServer: Sendable {
         listen: 127.0.0.1:\(port)
         state_dir: \(folder)/state
         token_file: token
+        \(settings)
         apps:
           shop:
             repository: { url: \(folder)/missing, branch: main }

@@ -175,6 +175,13 @@ struct ConfigLoaderTests {
         #expect(problems(yaml(shop, top: "body_limit: lots")).contains { $0.contains("body_limit: bad size 'lots'") })
     }
 
+    @Test func maxConnectionsIs512UnlessSet() throws {
+        #expect(try load(yaml(shop)).maxConnections == 512)
+        #expect(try load(yaml(shop, top: "max_connections: 64")).maxConnections == 64)
+        #expect(problems(yaml(shop, top: "max_connections: 0")).contains { $0.contains("max_connections") })
+        #expect(problems(yaml(shop, top: "max_connections: many")).contains { $0.contains("max_connections: expected a whole number") })
+    }
+
     @Test func durationsParse() {
         #expect(DurationParser.parse("250ms") == .milliseconds(250))
         #expect(DurationParser.parse("1m30s") == .seconds(90))

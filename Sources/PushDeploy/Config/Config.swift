@@ -8,6 +8,8 @@ public struct Config: Sendable {
     public var token: Secret?
     /// The largest request body accepted, in bytes.
     public var bodyLimit: Int
+    /// The most connections the HTTP server holds at once (`max_connections`); one past it is closed at once.
+    public var maxConnections = 512
     /// The apps in the order the file names them.
     public var apps: [AppConfig]
     /// The file the config was read from, to resolve relative paths against.

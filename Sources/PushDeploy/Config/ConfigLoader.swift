@@ -59,7 +59,8 @@ private struct Parser {
     let base: String
 
     func config(_ root: Node) -> Config? {
-        let top = reader.mapping(root, "", allowed: ["listen", "state_dir", "token_file", "token_env", "body_limit", "apps", "public_url"])
+        let top = reader.mapping(root, "", allowed: ["listen", "state_dir", "token_file", "token_env", "body_limit", "max_connections", "apps",
+                                                  "public_url"])
         guard let top else { return nil }
         let listen = reader.string(top, "listen", "").flatMap { listenAddress($0, top["listen"]) }
             ?? ListenAddress(host: "127.0.0.1", port: 9000)
@@ -84,6 +85,7 @@ private struct Parser {
         checkPorts(apps, listen: listen, top: top)
         var config = Config(listen: listen, stateDirectory: stateDirectory, token: token, bodyLimit: bodyLimit,
                             apps: apps, baseDirectory: base)
+        if let cap = reader.int(top, "max_connections", "", range: 1...1_000_000) { config.maxConnections = cap }
         if let url = reader.string(top, "public_url", "") {
             if let scheme = URLComponents(string: url)?.scheme?.lowercased(), scheme == "http" || scheme == "https" {
                 config.publicURL = url
@@ -584,6 +586,7 @@ private struct Parser {
     }
 
     private func resolve(_ path: String) -> String {
+        if let credential = SystemdCredentials.path(path, environment: environment) { return credential }
         if path.hasPrefix("/") { return path }
         if path.hasPrefix("~/"), let home = environment["HOME"] { return home + path.dropFirst(1) }
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
