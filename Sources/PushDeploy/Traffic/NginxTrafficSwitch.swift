@@ -197,7 +197,10 @@ extension NginxTrafficSwitch {
             var sawHeader = false
             var seen = 0
             do {
-                try await poll(target, until: deadline, expected: "\(inARow == 1 ? "an answer" : "\(inARow) answers in a row") from port \(portList) in X-Pushdeploy-Upstream") { outcome in
+                // A canary step draws the new release for 1 request in 100/percent: send that many at once.
+                let burst = canaryPercent.map { min(20, (100 + $0 - 1) / $0) } ?? 1
+                try await poll(target, until: deadline, expected: "\(inARow == 1 ? "an answer" : "\(inARow) answers in a row") from port \(portList) in X-Pushdeploy-Upstream",
+                               burst: burst) { outcome in
                     guard case let .answered(status, body, upstream) = outcome else { return false }
                     if let upstream {
                         sawHeader = true
@@ -233,18 +236,28 @@ extension NginxTrafficSwitch {
     }
 
     /// GETs `target` every `pollInterval` until `accepts` says yes; throws ``TrafficError/notConfirmed(url:expected:waited:lastAnswer:)`` at `deadline`.
-    private func poll(_ target: NginxProbe.Target, until deadline: ContinuousClock.Instant, expected: String,
+    ///
+    /// `burst` GETs go out at once each round (a canary step: enough that one of them likely draws the new release's
+    /// share), and their answers are judged in the order they came.
+    private func poll(_ target: NginxProbe.Target, until deadline: ContinuousClock.Instant, expected: String, burst: Int = 1,
                       accepts: (NginxProbe.Outcome) -> Bool) async throws {
         var last = "no answer yet"
+        let fetch = self.fetch
         while true {
             let left = deadline - ContinuousClock.now
             if left <= .zero {
                 throw TrafficError.notConfirmed(url: target.description, expected: expected, waited: confirmTimeout, lastAnswer: last)
             }
             // At least a quarter second: a last request cut to nothing would only report its own timeout.
-            let outcome = await fetch(target, max(min(left, .seconds(2)), .milliseconds(250)))
-            if accepts(outcome) { return }
-            last = outcome.summary
+            let timeout = max(min(left, .seconds(2)), .milliseconds(250))
+            let outcomes = await withTaskGroup(of: NginxProbe.Outcome.self) { group in
+                for _ in 0..<max(burst, 1) { group.addTask { await fetch(target, timeout) } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            for outcome in outcomes {
+                if accepts(outcome) { return }
+                last = outcome.summary
+            }
             try await Task.sleep(for: min(pollInterval, max(deadline - ContinuousClock.now, .zero)))
         }
     }
