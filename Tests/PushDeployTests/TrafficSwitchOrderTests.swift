@@ -21,6 +21,36 @@ struct TrafficSwitchOrderTests {
         #expect(lab.log.text.contains(#/switched to 8082 in \d+ ms \(test \d+ ms, reload \d+ ms, confirmed after \d+ ms\); old workers and their connections gone after \d+ ms/#))
     }
 
+    @Test("a canary step is confirmed by bursts of probes, one of which draws the new release's share")
+    func canaryStepBursts() async throws {
+        let strategy = Strategy.canary(blue: 8081, green: 8082, plan: CanaryPlan())
+        let lab = SwitchLab(old: try NginxInclude.render([8081], app: "shop", strategy: strategy), strategy: strategy)
+        let calls = Mutex(0)
+        // Every tenth answer comes from the canary, as a 10 % split gives.
+        let answers = ScriptedAnswers { _ in
+            let call = calls.withLock { $0 += 1; return $0 }
+            return .answered(status: 200, body: "fixed", upstream: call % 10 == 0 ? "127.0.0.1:8082" : "127.0.0.1:8081")
+        }
+        try await lab.traffic(answers: answers).route(to: [8081, 8082], canaryPercent: 10, app: lab.app, expectVersion: "2.0", log: lab.log)
+        #expect(calls.withLock { $0 } == 10, "one burst of ten was enough")
+        #expect(lab.traffic().currentPorts(app: lab.app) == [8081, 8082])
+        #expect(lab.log.text.contains("routing shop to 8081 and 10 % to 8082 (was 8081)"))
+    }
+
+    @Test("a switch that only drops a port is proven by ten answers in a row from the rest, not one")
+    func droppingAPortNeedsTenInARow() async throws {
+        let strategy = Strategy.canary(blue: 8081, green: 8082, plan: CanaryPlan())
+        let lab = SwitchLab(old: try NginxInclude.render([8081, 8082], app: "shop", strategy: strategy, canaryPercent: 50), strategy: strategy)
+        let calls = Mutex(0)
+        // The old configuration's workers answer from both releases for the first answers.
+        let answers = ScriptedAnswers { _ in
+            let call = calls.withLock { $0 += 1; return $0 }
+            return .answered(status: 200, body: "fixed", upstream: call <= 6 && call % 2 == 0 ? "127.0.0.1:8082" : "127.0.0.1:8081")
+        }
+        try await lab.traffic(answers: answers).route(to: [8081], app: lab.app, expectVersion: "1.0", log: lab.log)
+        #expect(calls.withLock { $0 } == 16, "ten in a row after the last answer from the dropped port (the 6th)")
+    }
+
     @Test("a failing nginx -t puts the old file back, does not reload, and carries nginx's words")
     func testFails() async throws {
         let old = "set $service_url http://127.0.0.1:8081;\n"

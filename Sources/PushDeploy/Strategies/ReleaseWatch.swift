@@ -6,7 +6,7 @@ struct ReleaseWatch {
     var releaseGuard: ReleaseGuard?
 
     /// How often the guard reads the access log: a bad release is seen within this of nginx logging its answers.
-    static let guardTick: Duration = .milliseconds(200)
+    static let guardTick: Duration = .milliseconds(100)
 
     /// Watches `instances` for `duration`; returns why they turned bad, or nil when they stayed well. For a canary step,
     /// `percent` is the share of requests they get and `stable` the ports of the release that takes the rest.
