@@ -89,7 +89,12 @@ extension RolloutTests {
                 let state = try lab.stateOnDisk()
                 #expect(state.live.map(\.version) == ["1.0"])
                 #expect(state.entry(port: before.port) == nil)
-                let records = try await history.list(app: app.name)
+                // The record is finished just after the state is written (the dead instance is stopped in between).
+                var records = try await history.list(app: app.name)
+                while ContinuousClock.now - started < .seconds(40), records.first(where: { $0.kind == .rollback })?.status.isFinished != true {
+                    try await Task.sleep(for: .milliseconds(100))
+                    records = try await history.list(app: app.name)
+                }
                 let rollback = try #require(records.first { $0.kind == .rollback })
                 #expect(rollback.status == .succeeded)
                 #expect(rollback.trigger.source == .supervisor)
