@@ -37,6 +37,22 @@ struct NginxRoutingCheckTests {
         #expect(NginxRoutingCheck.problems(app: app(), dump: dump()).isEmpty)
     }
 
+    @Test("the example's canary site (its commented block, uncommented) proves the switch")
+    func theExampleCanarySiteProvesTheSwitch() throws {
+        // The canary block at the end of examples/nginx-site.conf, without its comment marks and its sample include text.
+        let block = try #require(Self.exampleSite.components(separatedBy: "# Canary (strategy: canary) instead").last)
+        let site = block.split(separator: "\n").filter { $0.hasPrefix("#   ") && !$0.hasPrefix("#   #") }
+            .map { String($0.dropFirst(4)) }.joined(separator: "\n")
+        #expect(site.contains("proxy_pass $pushdeploy_shop_url;"))
+        let canary = app(strategy: .canary(blue: 8081, green: 8082, plan: CanaryPlan()))
+        let map = "map $pushdeploy_upstream_never $pushdeploy_upstream { default $upstream_addr; }\n"
+        #expect(NginxRoutingCheck.problems(app: canary, dump: dump(site: map + site)).isEmpty,
+                "\(NginxRoutingCheck.problems(app: canary, dump: dump(site: map + site)))")
+        let elsewhere = site.replacingOccurrences(of: "proxy_pass $pushdeploy_shop_url;", with: "proxy_pass http://127.0.0.1:8081;")
+            .replacingOccurrences(of: "include /etc/nginx/pushdeploy/shop.inc;", with: "")
+        #expect(NginxRoutingCheck.problems(app: canary, dump: dump(site: elsewhere)).first?.message.contains("canary: include it at http level") == true)
+    }
+
     @Test func anIncludeFileNginxDoesNotLoadIsNamed() {
         let problems = NginxRoutingCheck.problems(app: app(), dump: dump(include: false))
         #expect(problems.map(\.path) == ["apps.shop.nginx.include_file"])
