@@ -175,6 +175,36 @@ struct DeployQueueTests {
         await #expect(throws: QueueError.shuttingDown) { try await queue.submit(push("b2")) }
     }
 
+    @Test("a rollback asked for during a canary step: the canary taken back was the whole rollback, the stable release stays")
+    func aRollbackDuringACanaryStepGoesNoFurther() async throws {
+        let history = MemoryDeploymentHistory()
+        _ = try await history.open(apps: ["shop"])
+        var app = testApp()
+        app.strategy = .canary(blue: 8081, green: 8082, plan: CanaryPlan())
+        let manual = Trigger(source: .manual)
+        for version in ["0.9", "1.0"] {
+            let deployment = try await history.create(app: "shop", kind: .deploy, trigger: manual, strategy: "canary").deployment
+            _ = try await history.update(app: "shop", id: deployment.id) { $0.version = version; $0.finish(.succeeded) }
+        }
+        let canary = try await history.create(app: "shop", kind: .deploy, trigger: manual, strategy: "canary").deployment
+        let rollback = try await history.create(app: "shop", kind: .rollback, trigger: manual, strategy: "canary").deployment
+        _ = try await history.update(app: "shop", id: canary.id) {
+            $0.version = "2.0"
+            $0.finish(.rolledBack, error: "rolled back by deployment \(rollback.id) during watching")
+        }
+        // Any rollout would throw: nothing may be started or switched.
+        let deployer = Deployer(stateDirectory: scratch.path, fetcher: UnavailableStep(step: "fetching"), builder: UnavailableStep(step: "building"),
+                                rollout: UnavailableStep(step: "rollout"), releases: MemoryReleaseStore(), history: history)
+        let (progress, record) = DeploymentProgress.inMemory(rollback)
+        #expect(try await deployer.run(rollback, app: app, progress: progress) == .live)
+        #expect(await record.deployment.version == "1.0")
+        #expect(await record.deployment.note?.contains("was taken back during a canary step") == true)
+
+        // The same rollback after a blue-green deployment, or with a target, goes on to the rollout as always.
+        app.strategy = .blueGreen(blue: 8081, green: 8082)
+        await #expect(throws: DeployError.self) { _ = try await deployer.run(rollback, app: app, progress: progress) }
+    }
+
     @Test func theRealPipelineFailsClearlyAtAStepThatIsNotAvailable() async throws {
         let store = FileDeploymentHistory(stateDirectory: scratch.path)
         try await store.open(apps: ["shop"])

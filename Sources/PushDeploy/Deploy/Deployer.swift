@@ -85,6 +85,18 @@ public struct Deployer: DeploymentRunner {
             try Task.checkCancellation()
             return try await rollout.rollOut(release, app: app, progress: progress)
         case .rollback:
+            if let (cut, live) = await canaryCut(by: deployment, app: app) {
+                // Asked for during a canary step: taking the canary back was the whole rollback. Going on to the release
+                // before the stable one would roll back twice.
+                let note = "deployment \(cut.id) (\(cut.version ?? "its release")) was taken back during a canary step, before it took every "
+                    + "request; \(live) served throughout and stays live: nothing more to roll back"
+                progress.log.line(note)
+                try await progress.record {
+                    $0.version = live
+                    $0.note = note
+                }
+                return .live
+            }
             let release = try await rollbackTargets.target(app: app, requested: deployment.rollbackTo, rollback: deployment.id)
             try await progress.record {
                 $0.version = release.version
@@ -100,6 +112,19 @@ public struct Deployer: DeploymentRunner {
 }
 
 extension Deployer {
+    /// The canary deployment `rollback` (one without a target) cut short before its release took every request, and the
+    /// version that stayed live; nil when the rollback has more to do.
+    func canaryCut(by rollback: Deployment, app: AppConfig) async -> (Deployment, live: String)? {
+        guard case .canary = app.strategy, rollback.rollbackTo == nil else { return nil }
+        let history = rollbackTargets.history
+        guard let last = await history.summaries(app: app.name).last(where: { $0.kind == .deploy && $0.id < rollback.id }),
+              let cut = try? await history.deployment(app: app.name, id: last.id), cut.status == .rolledBack,
+              cut.error?.hasPrefix("rolled back by deployment \(rollback.id) during ") == true else { return nil }
+        let summaries = await history.summaries(app: app.name)
+        guard let live = await rollbackTargets.liveVersion(app: app.name, history: { summaries }), live != cut.version else { return nil }
+        return (cut, live)
+    }
+
     /// Keeps the newest `keep_releases` releases; the live one, the rollback target and the new one are never removed.
     func pruneReleases(_ app: AppConfig, keeping new: String, log: any DeploymentLog) async {
         var protected = await rollbackTargets.protectedVersions(app: app.name)
