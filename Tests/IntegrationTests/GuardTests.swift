@@ -10,7 +10,9 @@ extension RolloutTests {
         func aFailingReleaseIsFlippedBack() async throws {
             try await RolloutLab.with { lab in
                 let (blue, green) = lab.slots()
-                var app = lab.app(strategy: .blueGreen(blue: blue, green: green), watch: .seconds(30))
+                let marker = lab.directory + "/after_rollback"
+                var app = lab.app(strategy: .blueGreen(blue: blue, green: green), watch: .seconds(30),
+                                  hooks: LifecycleHooks(afterRollback: ["/bin/sh", "-c", "echo \"$DEPLOY_VERSION $DEPLOY_PORT\" > '\(marker)'"]))
                 app.guardConfig = GuardConfig(maxErrorRatio: 0.05, minRequests: 20, window: .seconds(10))
                 try lab.startNginx(for: app)
                 let rollout = StrategyRollout(parts: lab.parts())
@@ -35,6 +37,7 @@ extension RolloutTests {
                 #expect(NginxTrafficSwitch().currentPorts(app: app) == [blue])
                 #expect(await lab.eventuallyServesOnly("1.0"))
                 #expect(log.text.contains("guard: "), "\(log.text)")
+                #expect((try? String(contentsOfFile: marker, encoding: .utf8)) == "1.0 \(blue)\n", "after_rollback ran for the release live again")
                 // The failures users saw are the bad release's own 500s, not an outage.
                 #expect(total.failures.allSatisfy { $0.hasPrefix("status 500") }, "\(total.failures.prefix(3))")
             }
