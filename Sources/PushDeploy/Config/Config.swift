@@ -194,6 +194,11 @@ public enum Strategy: Sendable, Equatable {
         }
     }
 
+    /// The steps of a canary; nil for the other strategies.
+    public var canaryPlan: CanaryPlan? {
+        if case let .canary(_, _, plan) = self { plan } else { nil }
+    }
+
     /// The two slots of blue-green and canary; nil for rolling.
     public var slots: (blue: Int, green: Int)? {
         switch self {

@@ -123,7 +123,7 @@ private struct Parser {
         let notify = map["notify"].map { self.notify($0, "\(path).notify") } ?? []
         let guardConfig = map["guard"].flatMap { self.guardConfig($0, "\(path).guard") }
         guard let repository, let strategy else { return nil }
-        if case .canary = strategy, guardConfig == nil || nginx?.accessLog == nil {
+        if strategy.canaryPlan != nil, guardConfig == nil || nginx?.accessLog == nil {
             reader.warnings.append("\(path).strategy: canary without \(guardConfig == nil ? "guard:" : "nginx.access_log") watches each step by the "
                                    + "health check only: nothing compares the new release's answers with the stable release's")
         }

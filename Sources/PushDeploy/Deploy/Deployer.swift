@@ -115,12 +115,12 @@ extension Deployer {
     /// The canary deployment `rollback` (one without a target) cut short before its release took every request, and the
     /// version that stayed live; nil when the rollback has more to do.
     func canaryCut(by rollback: Deployment, app: AppConfig) async -> (Deployment, live: String)? {
-        guard case .canary = app.strategy, rollback.rollbackTo == nil else { return nil }
+        guard app.strategy.canaryPlan != nil, rollback.rollbackTo == nil else { return nil }
         let history = rollbackTargets.history
-        guard let last = await history.summaries(app: app.name).last(where: { $0.kind == .deploy && $0.id < rollback.id }),
+        let summaries = await history.summaries(app: app.name)
+        guard let last = summaries.last(where: { $0.kind == .deploy && $0.id < rollback.id }),
               let cut = try? await history.deployment(app: app.name, id: last.id), cut.status == .rolledBack,
               cut.error?.hasPrefix("rolled back by deployment \(rollback.id) during ") == true else { return nil }
-        let summaries = await history.summaries(app: app.name)
         guard let live = await rollbackTargets.liveVersion(app: app.name, history: { summaries }), live != cut.version else { return nil }
         return (cut, live)
     }

@@ -24,16 +24,15 @@ public final class ReleaseGuard {
         window = BackendWindow(window: config.window)
     }
 
-    /// Reads what nginx logged since the last look and judges `ports` (against `stable`, when given).
-    public func look(at ports: Set<Int>, stable: Set<Int>? = nil) -> GuardStep {
+    /// Reads what nginx logged since the last look and judges `ports`, which get `percent` of the requests (against
+    /// `stable`, the ports of the release that takes the rest, when given).
+    public func look(at ports: Set<Int>, percent: Int = 100, stable: Set<Int>? = nil) -> GuardStep {
         window.add(follower.read())
         let release = window.figures(ports: ports)
         let baseline = stable.map { window.figures(ports: $0) }
-        if let reason = release.verdict(config, against: baseline) {
-            return GuardStep(percent: 100, release: release, stable: baseline, verdict: .tripped, reason: reason)
-        }
-        return GuardStep(percent: 100, release: release, stable: baseline,
-                         verdict: release.requests >= config.minRequests ? .passed : .unjudged, reason: nil)
+        let reason = release.verdict(config, against: baseline)
+        let verdict: GuardStep.Verdict = reason != nil ? .tripped : release.requests >= config.minRequests ? .passed : .unjudged
+        return GuardStep(percent: percent, release: release, stable: baseline, verdict: verdict, reason: reason)
     }
 }
 

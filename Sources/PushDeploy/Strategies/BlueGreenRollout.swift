@@ -41,15 +41,15 @@ public struct BlueGreenRollout: Rollout {
             }
             try await progress.enter(.switching)
             // Opened before the switch, so the guard sees every request the new release gets.
-            if progress.kind == .deploy, app.watch > .zero || app.strategy.name == "canary" {
+            if progress.kind == .deploy, app.watch > .zero || app.strategy.canaryPlan != nil {
                 watch.releaseGuard = ReleaseGuard.open(for: app, log: log)
             }
-            if case let .canary(_, _, plan) = app.strategy, progress.kind == .deploy {
+            if let plan = app.strategy.canaryPlan, progress.kind == .deploy {
                 if let live, await parts.supervisor.isRunning(live) {
                     if let reason = try await canarySteps(plan, release: release, on: instance, stable: live, app: app, watch: watch) {
                         // Every request is back on the stable release, which never stopped being live.
                         if startedHere { await stop(instance, app: app, log: log) }
-                        await runReporting(.afterRollback, app: app, context: Self.context(of: live, progress: progress), log: log)
+                        await parts.runReporting(.afterRollback, app: app, context: Self.context(of: live, progress: progress), log: log)
                         return .rolledBack(reason: reason)
                     }
                 } else {
@@ -72,7 +72,7 @@ public struct BlueGreenRollout: Rollout {
         }
         log.line("traffic: \(idleSlot) (\(idlePort)) serves \(release.version)\(live.map { "; \($0.slot) (\($0.port)) keeps \($0.version) warm" } ?? "")")
         context.slot = idleSlot
-        await runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
+        await parts.runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
 
         if progress.kind == .deploy, app.watch > .zero {
             try await progress.enter(.watching)
@@ -164,7 +164,7 @@ public struct BlueGreenRollout: Rollout {
             state.remove(port: instance.port)
         }
         await stop(instance, app: app, log: log)
-        await runReporting(.afterRollback, app: app, context: Self.context(of: previous, progress: progress), log: log)
+        await parts.runReporting(.afterRollback, app: app, context: Self.context(of: previous, progress: progress), log: log)
         return .rolledBack(reason: reason)
     }
 
@@ -184,14 +184,6 @@ public struct BlueGreenRollout: Rollout {
             if state.entry(port: instance.port)?.instance == instance, state.entry(port: instance.port)?.role != .live {
                 state.remove(port: instance.port)
             }
-        }
-    }
-
-    private func runReporting(_ hook: HookName, app: AppConfig, context: HookContext, log: any DeploymentLog) async {
-        do {
-            try await parts.hooks.run(hook, app: app, context: context, log: log)
-        } catch {
-            log.line("\(hook.rawValue) hook failed (the switch stands): \(error)")
         }
     }
 }

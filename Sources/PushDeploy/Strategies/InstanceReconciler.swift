@@ -12,7 +12,7 @@ public struct InstanceReconciler: Sendable {
         var notes: [String] = []
         let state = try await parts.state.state(app: app.name)
         var routed = parts.traffic.currentPorts(app: app) ?? []
-        if case .canary = app.strategy, routed.count > 1, let stable = state.entry(port: routed[0])?.instance {
+        if app.strategy.canaryPlan != nil, routed.count > 1, let stable = state.entry(port: routed[0])?.instance {
             // pushdeploy stopped during a canary step: no one watches the step any more, so every request goes back to
             // the stable release (the `*` share), and the canary is stopped below as half-started.
             try await parts.traffic.route(to: [routed[0]], app: app, expectVersion: stable.version, log: log)

@@ -23,8 +23,8 @@ struct ReleaseWatch {
         log.line("watching \(what) for \(DurationParser.format(duration))")
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
-            if let step = releaseGuard?.look(at: ports, stable: stable), step.verdict == .tripped {
-                await keep(step, percent: percent)
+            if let step = releaseGuard?.look(at: ports, percent: percent, stable: stable), step.verdict == .tripped {
+                await keep(step)
                 return step.reason
             }
             if ContinuousClock.now >= nextHealthCheck {
@@ -47,17 +47,15 @@ struct ReleaseWatch {
             let tick = releaseGuard == nil ? app.health.interval : min(Self.guardTick, app.health.interval)
             try await Task.sleep(for: min(tick, max(deadline - ContinuousClock.now, .zero)))
         }
-        if let step = releaseGuard?.look(at: ports, stable: stable) {
-            await keep(step, percent: percent)
+        if let step = releaseGuard?.look(at: ports, percent: percent, stable: stable) {
+            await keep(step)
             if step.verdict == .tripped { return step.reason }
         }
         return nil
     }
 
     /// Logs the guard's figures of a step and adds them to the deployment record.
-    private func keep(_ step: GuardStep, percent: Int) async {
-        var step = step
-        step.percent = percent
+    private func keep(_ step: GuardStep) async {
         let window = releaseGuard.map { " in the last \(DurationParser.format($0.config.window))" } ?? ""
         progress.log.line("guard: \(step)\(window)")
         try? await progress.record { [step] in $0.guardSteps = ($0.guardSteps ?? []) + [step] }

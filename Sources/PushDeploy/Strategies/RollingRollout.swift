@@ -66,7 +66,7 @@ public struct RollingRollout: Rollout {
             try await progress.enter(.switching)
         }
         let context = HookContext(deploymentID: progress.id, app: app.name, version: release.version, commit: release.commit)
-        await runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
+        await parts.runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
         if progress.kind == .deploy, app.watch > .zero, !started.isEmpty {
             // Cut short (a rollback, a shutdown), the watch throws and the instances stay as they are for what comes next.
             try await progress.enter(.watching)
@@ -77,7 +77,7 @@ public struct RollingRollout: Rollout {
                     throw RolloutError.rollingFailed(app: app.name, port: replaced.first?.port ?? 0, reason: reason, restored: restored)
                 }
                 let previous = replaced.compactMap(\.previous).first
-                await runReporting(.afterRollback, app: app, context: HookContext(deploymentID: progress.id, app: app.name, version: previous?.version,
+                await parts.runReporting(.afterRollback, app: app, context: HookContext(deploymentID: progress.id, app: app.name, version: previous?.version,
                                                                                    commit: previous?.commit), log: log)
                 return .rolledBack(reason: reason)
             }
@@ -85,13 +85,6 @@ public struct RollingRollout: Rollout {
         return .live
     }
 
-    private func runReporting(_ hook: HookName, app: AppConfig, context: HookContext, log: any DeploymentLog) async {
-        do {
-            try await parts.hooks.run(hook, app: app, context: context, log: log)
-        } catch {
-            log.line("\(hook.rawValue) hook failed (the rollout stands): \(error)")
-        }
-    }
 
     /// Puts the previous release back on every replaced port and nginx back on all of them.
     private func restore(_ replaced: [(port: Int, previous: Instance?)], release: Release, app: AppConfig,

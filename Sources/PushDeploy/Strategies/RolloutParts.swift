@@ -18,6 +18,18 @@ public struct RolloutParts: Sendable {
     }
 }
 
+extension RolloutParts {
+    /// Runs a hook that reports what already happened (after a switch or a rollback): its failure is logged, and
+    /// changes nothing, since the traffic it reports on has moved already.
+    func runReporting(_ hook: HookName, app: AppConfig, context: HookContext, log: any DeploymentLog) async {
+        do {
+            try await hooks.run(hook, app: app, context: context, log: log)
+        } catch {
+            log.line("\(hook.rawValue) hook failed (the switch stands): \(error)")
+        }
+    }
+}
+
 /// The lifecycle hooks a config can name.
 public enum HookName: String, Sendable, CaseIterable {
     case beforeBuild = "before_build"

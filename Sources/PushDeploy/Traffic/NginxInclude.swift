@@ -162,7 +162,7 @@ public enum NginxInclude {
         default:
             break
         }
-        if canaryPercent != nil, ports.count != 2 || strategy.name != "canary" {
+        if canaryPercent != nil, ports.count != 2 || strategy.canaryPlan == nil {
             throw .invalidPorts(app: app, ports: ports, reason: "a share of requests needs the canary strategy and two ports")
         }
     }

@@ -187,7 +187,8 @@ extension NginxTrafficSwitch {
     private func confirm(_ confirmation: Confirmation, ports: [Int], before: [Int], canaryPercent: Int?, expectVersion: String?,
                          log: any DeploymentLog) async throws -> Duration {
         let started = ContinuousClock.now
-        let deadline = started + confirmTimeout * max(1, 10 / max(canaryPercent ?? 100, 1))
+        let allowed = confirmTimeout * max(1, 10 / max(canaryPercent ?? 100, 1))
+        let deadline = started + allowed
         switch confirmation {
         case let .throughNginx(target):
             let added = Set(ports).subtracting(before)
@@ -199,7 +200,7 @@ extension NginxTrafficSwitch {
             do {
                 // A canary step draws the new release for 1 request in 100/percent: send that many at once.
                 let burst = canaryPercent.map { min(20, (100 + $0 - 1) / $0) } ?? 1
-                try await poll(target, until: deadline, expected: "\(inARow == 1 ? "an answer" : "\(inARow) answers in a row") from port \(portList) in X-Pushdeploy-Upstream",
+                try await poll(target, until: deadline, allowed: allowed, expected: "\(inARow == 1 ? "an answer" : "\(inARow) answers in a row") from port \(portList) in X-Pushdeploy-Upstream",
                                burst: burst) { outcome in
                     guard case let .answered(status, body, upstream) = outcome else { return false }
                     if let upstream {
@@ -226,7 +227,7 @@ extension NginxTrafficSwitch {
             log.line("nginx: no verify_url, so nothing proves that nginx sends requests to the new ports; checking each backend "
                      + "directly instead (that shows they answer, not that nginx routes to them). Set nginx.verify_url to confirm through nginx.")
             for target in targets {
-                try await poll(target, until: deadline, expected: "a healthy answer (\(health.expectStatus)\(health.expectBody.map { ", \"\($0)\"" } ?? ""))") { outcome in
+                try await poll(target, until: deadline, allowed: allowed, expected: "a healthy answer (\(health.expectStatus)\(health.expectBody.map { ", \"\($0)\"" } ?? ""))") { outcome in
                     guard case let .answered(status, body, _) = outcome, status == health.expectStatus else { return false }
                     return health.expectBody.map { body.contains($0) } ?? true
                 }
@@ -239,14 +240,14 @@ extension NginxTrafficSwitch {
     ///
     /// `burst` GETs go out at once each round (a canary step: enough that one of them likely draws the new release's
     /// share), and their answers are judged in the order they came.
-    private func poll(_ target: NginxProbe.Target, until deadline: ContinuousClock.Instant, expected: String, burst: Int = 1,
+    private func poll(_ target: NginxProbe.Target, until deadline: ContinuousClock.Instant, allowed: Duration, expected: String, burst: Int = 1,
                       accepts: (NginxProbe.Outcome) -> Bool) async throws {
         var last = "no answer yet"
         let fetch = self.fetch
         while true {
             let left = deadline - ContinuousClock.now
             if left <= .zero {
-                throw TrafficError.notConfirmed(url: target.description, expected: expected, waited: confirmTimeout, lastAnswer: last)
+                throw TrafficError.notConfirmed(url: target.description, expected: expected, waited: allowed, lastAnswer: last)
             }
             // At least a quarter second: a last request cut to nothing would only report its own timeout.
             let timeout = max(min(left, .seconds(2)), .milliseconds(250))
