@@ -33,7 +33,7 @@ struct HiddenProcSwitchTests {
         // A busy machine: /proc/net/tcp runs to many pages, and the connection to wait for may be on any of them.
         let idle = try IdleConnections(count: 200)
         defer { idle.close() }
-        #expect(BackendConnections.table(at: "/proc/net/tcp").split(separator: "\n").count > 400)
+        #expect(String(decoding: ProcFile.read("/proc/net/tcp") ?? Data(), as: UTF8.self).split(separator: "\n").count > 400)
 
         // A slow request reaches the live release through nginx's current worker; it stays open until the test says so.
         let slow = try lab.startSlowRequest()

@@ -203,7 +203,7 @@ extension DemoSetup {
         guard let text = FileManager.default.contents(atPath: nginxPIDFile),
               let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
               pid > 0, kill(pid, 0) == 0 || errno == EPERM,
-              let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+              let commandLine = ProcFile.read("/proc/\(pid)/cmdline")
         else { return nil }
         return String(decoding: commandLine, as: UTF8.self).contains(nginxPrefix) ? pid : nil
     }
@@ -305,9 +305,9 @@ extension DemoSetup {
         let home = Data("GRADLE_USER_HOME=\(gradleHome)".utf8)
         let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init)
         return pids.filter { pid in
-            guard let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            guard let commandLine = ProcFile.read("/proc/\(pid)/cmdline"),
                   commandLine.range(of: Data("GradleDaemon".utf8)) != nil,
-                  let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+                  let environment = ProcFile.read("/proc/\(pid)/environ")
             else { return false }
             return environment.split(separator: 0).contains { Data($0) == home }
         }

@@ -126,8 +126,8 @@ struct ProcStat: Sendable, Equatable {
 
     /// Reads a `stat` file (of a process or of one of its threads).
     init?(path: String) {
-        guard let text = Self.read(path) else { return nil }
-        self.init(parsing: text)
+        guard let data = ProcFile.read(path) else { return nil }
+        self.init(parsing: String(decoding: data, as: UTF8.self))
     }
 
     /// Parses the text after the last `)`, since the command name in parentheses may itself hold spaces and parentheses.
@@ -139,21 +139,6 @@ struct ProcStat: Sendable, Equatable {
         self.state = state
         self.parent = parent
         startTicks = ticks
-    }
-
-    private static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes += buffer[0..<count]
-        }
-        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
     }
 }
 

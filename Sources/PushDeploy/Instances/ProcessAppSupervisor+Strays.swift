@@ -34,7 +34,7 @@ extension ProcessAppSupervisor {
 
     /// The port in the marker of process `pid`, when its environment carries one with `prefix`.
     private static func markedPort(pid: Int32, prefix: String) -> Int? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+        guard let data = ProcFile.read("/proc/\(pid)/environ") else { return nil }
         for variable in data.split(separator: 0) where variable.starts(with: prefix.utf8) {
             return Int(String(decoding: variable.dropFirst(prefix.utf8.count), as: UTF8.self))
         }

@@ -11,16 +11,9 @@ enum BackendConnections {
     /// The established connections whose remote end is `port`.
     static func count(toPort port: Int) -> Int {
         ["/proc/net/tcp", "/proc/net/tcp6"].reduce(0) { total, path in
-            total + count(inTable: table(at: path), toPort: port)
+            // Read whole (ProcFile): a table cut at its first page hid connections further down, and the wait ended at once.
+            total + count(inTable: String(decoding: ProcFile.read(path) ?? Data(), as: UTF8.self), toPort: port)
         }
-    }
-
-    /// The whole table. Not `String(contentsOfFile:)`: for a /proc file (size 0) Foundation returns only what the
-    /// first read gives, one page, about 27 rows, so a connection further down went unseen and the wait ended at once.
-    static func table(at path: String) -> String {
-        guard let file = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? file.close() }
-        return String(decoding: (try? file.readToEnd()) ?? Data(), as: UTF8.self)
     }
 
     /// Counts the rows of a `/proc/net/tcp`-style table in state ESTABLISHED whose remote address has `port`.

@@ -19,7 +19,7 @@ enum NginxWorkers {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         var workers: Set<Worker> = []
         for entry in entries {
-            guard let pid = Int32(entry), let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+            guard let pid = Int32(entry), let cmdline = ProcFile.read("/proc/\(pid)/cmdline"),
                   cmdline.starts(with: Data("nginx: worker process".utf8)),
                   let stat = ProcStat(pid: pid), !stat.isDead else { continue }
             workers.insert(Worker(pid: pid, master: stat.parent, startTicks: stat.startTicks))
