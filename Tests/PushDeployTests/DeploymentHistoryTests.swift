@@ -133,6 +133,52 @@ struct DeploymentHistoryTests {
         #expect(await restarted.summaries(app: "shop").map(\.version) == ["1.0", "2.0", "3.0"])
     }
 
+    @Test("changes after the last create (which leave the index as it was) are read back at start-up")
+    func changesAfterTheIndexAreReadBack() async throws {
+        let history = FileDeploymentHistory(stateDirectory: scratch.path)
+        try await history.open(apps: ["shop"])
+        for index in 1...3 {
+            let (deployment, _) = try await history.create(app: "shop", kind: .deploy, trigger: Trigger(source: .manual), strategy: "blue-green")
+            try await history.update(app: "shop", id: deployment.id) { $0.enter(.fetching) }
+            try await history.update(app: "shop", id: deployment.id) { $0.enter(.building) }
+            try await history.update(app: "shop", id: deployment.id) { $0.version = "\(index).0"; $0.finish(.succeeded) }
+        }
+        let restarted = FileDeploymentHistory(stateDirectory: scratch.path)
+        #expect(try await restarted.open(apps: ["shop"]).isEmpty)
+        let summaries = await restarted.summaries(app: "shop")
+        #expect(summaries.map(\.status) == [.succeeded, .succeeded, .succeeded])
+        #expect(summaries.liveVersion == "3.0")
+        #expect(try await restarted.list(app: "shop", limit: 1).first == (try recordOnDisk("shop", 3)))
+    }
+
+    @Test("start-up reads the index, not the finished records it vouches for")
+    func startUpTrustsTheIndexForOlderFinishedRecords() async throws {
+        let history = FileDeploymentHistory(stateDirectory: scratch.path)
+        try await history.open(apps: ["shop"])
+        for index in 1...40 {
+            let (deployment, _) = try await history.create(app: "shop", kind: .deploy,
+                                                           trigger: Trigger(source: .github, deliveryId: "push-\(index)"), strategy: "blue-green")
+            try await history.update(app: "shop", id: deployment.id) { $0.version = "\(index).0"; $0.finish(.succeeded) }
+        }
+        // Records 1 to 39 are finished and older than the index (40's create wrote it): spoil them and date them
+        // back. Had start-up read one, it would report it unreadable.
+        for id in 1...39 {
+            let path = "\(scratch.path)/deployments/shop/\(AppRecords.fileName(id)).json"
+            try "spoilt".write(toFile: path, atomically: false, encoding: .utf8)
+            var times = [timespec(tv_sec: time(nil) - 3600, tv_nsec: 0), timespec(tv_sec: time(nil) - 3600, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+        let restarted = FileDeploymentHistory(stateDirectory: scratch.path)
+        try await restarted.open(apps: ["shop"])
+        #expect(await restarted.unreadableRecords().isEmpty)
+        let summaries = await restarted.summaries(app: "shop")
+        #expect(summaries.count == 40)
+        #expect(summaries.liveVersion == "40.0")
+        #expect(summaries.allSatisfy { $0.status == .succeeded })
+        #expect(try await restarted.create(app: "shop", kind: .deploy, trigger: Trigger(source: .github, deliveryId: "push-40"),
+                                           strategy: "blue-green").isNew == false)
+    }
+
     @Test func creatingBeforeOpeningIsRefused() async throws {
         let history = FileDeploymentHistory(stateDirectory: scratch.path)
         await #expect(throws: HistoryError.notOpened(app: "shop")) {

@@ -78,7 +78,7 @@ actor AppRecords {
             }
         }
         index = summaries.values.sorted { $0.id < $1.id }
-        highestID = max(fileIDs.max() ?? 0, stored?.highestID ?? 0)
+        highestID = max(fileIDs.max() ?? 0, stored?.highestId ?? 0)
         deliveries = [:]
         for entry in index {
             if let key = entry.delivery, deliveries[key] == nil { deliveries[key] = entry.id }
@@ -123,7 +123,8 @@ actor AppRecords {
         guard var deployment = try deployment(id: id) else { throw HistoryError.notFound(app: app, id: id) }
         try change(&deployment)
         try save(deployment)
-        writeIndex()
+        // The index is not written again here (it is 250 KB at a thousand records, and a deployment changes a few
+        // times): start-up reads every record changed after the index was written, and the next create writes it.
         return deployment
     }
 
@@ -179,7 +180,9 @@ actor AppRecords {
     }
 
     private struct StoredIndex: Codable {
-        var highestID: Int
+        /// `highestId`, not `highestID`: the snake-case coders write `highest_id` and read it back as `highestId`
+        /// (with `highestID` no index was ever read, and every start-up read every record).
+        var highestId: Int
         var entries: [DeploymentSummary]
     }
 
@@ -190,7 +193,7 @@ actor AppRecords {
 
     /// A failed index write is not an error: the records are the truth, and start-up reads what the index missed.
     private func writeIndex() {
-        let stored = StoredIndex(highestID: highestID, entries: index)
+        let stored = StoredIndex(highestId: highestID, entries: index)
         _ = try? AtomicFile.write(JSONEncoder.pushDeploy.encode(stored), to: indexPath)
     }
 
