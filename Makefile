@@ -61,10 +61,19 @@ release: deps
 # an nginx working in this folder: nginx overwrites its environment with its process title, its workers name no
 # prefix, but a daemonized nginx keeps the working directory of whoever started it. The system nginx works in /, and
 # another checkout's tests in that checkout. What is found gets five seconds to finish going.
+# Then every suite that runs the pushdeploy binary runs again against the release build, the binary one installs
+# (PUSHDEPLOY_EXECUTABLE; about 3 minutes more), ReleaseBinaryTests only then.
+RELEASE_SUITES := EndToEndCLITests CredentialsServerTests ReleaseBinaryTests CrashSafeDeployTests CrashSafeHistoryTests \
+  DashboardBrowserTests DemoCommandTests EdgeTests GracefulStopTests HiddenProcSwitchTests HostileServerTests PrometheusScrapeTests
+space := $(subst ,, )
 test: deps
 	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory release
 	@run="$$$$-$$(date +%s%N)"; status=0; \
 	PUSHDEPLOY_TEST_RUN="$$run" $(SWIFT) test --skip-build --no-parallel || status=$$?; \
+	echo "test: again against the release build (.build/release/pushdeploy): $(strip $(RELEASE_SUITES))"; \
+	PUSHDEPLOY_TEST_RUN="$$run" PUSHDEPLOY_EXECUTABLE="$(CURDIR)/.build/release/pushdeploy" \
+	  $(SWIFT) test --skip-build --no-parallel --filter '$(subst $(space),|,$(strip $(RELEASE_SUITES)))' || status=$$?; \
 	leftovers() { \
 	  for proc in /proc/[0-9]*; do \
 	    comm=""; { read -r comm < "$$proc/comm"; } 2>/dev/null || true; \
