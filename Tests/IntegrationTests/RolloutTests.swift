@@ -209,6 +209,7 @@ extension RolloutTests {
                 #expect(try await rollout.rollOut(v1, app: app, progress: progress) == .live)
 
                 #expect(log.text.contains("started 1.0 on port \(blue)"), "\(log.text)")
+                #expect(log.text.contains("(\(green)) stops 2.0 (keep_previous_warm: false)") && !log.text.contains("keeps 2.0 warm"), "\(log.text)")
                 #expect(await lab.eventuallyServesOnly("1.0"))
                 let state = try lab.stateOnDisk()
                 #expect(state.entries.count == 1)

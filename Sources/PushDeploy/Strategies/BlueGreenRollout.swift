@@ -70,11 +70,16 @@ public struct BlueGreenRollout: Rollout {
             // nginx serves the new release now; the next deployment and start-up go by the include file.
             log.line("could not record the switch in state.json (\(error)); nginx routes to \(idlePort), which the include file says")
         }
-        log.line("traffic: \(idleSlot) (\(idlePort)) serves \(release.version)\(live.map { "; \($0.slot) (\($0.port)) keeps \($0.version) warm" } ?? "")")
+        let watches = progress.kind == .deploy && app.watch > .zero
+        let previous = live.map { live in
+            app.keepPreviousWarm ? "; \(live.slot) (\(live.port)) keeps \(live.version) warm"
+                : "; \(live.slot) (\(live.port)) stops \(live.version)\(watches ? " once the watch passes" : "") (keep_previous_warm: false)"
+        }
+        log.line("traffic: \(idleSlot) (\(idlePort)) serves \(release.version)\(previous ?? "")")
         context.slot = idleSlot
         await parts.runReporting(progress.kind == .deploy ? .afterSwitch : .afterRollback, app: app, context: context, log: log)
 
-        if progress.kind == .deploy, app.watch > .zero {
+        if watches {
             try await progress.enter(.watching)
             if let reason = try await watch.watch([instance], for: app.watch) {
                 return try await flipBack(from: instance, to: live, app: app, reason: reason, progress: progress)
