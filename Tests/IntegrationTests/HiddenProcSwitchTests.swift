@@ -294,7 +294,7 @@ private final class HiddenProcLab {
     }
 
     func letSlowRequestFinish() {
-        FileManager.default.createFile(atPath: signals + "/slow-release", contents: nil)
+        _ = FileManager.default.createFile(atPath: signals + "/slow-release", contents: nil)
     }
 
     /// Lets a held request go, stops the server and the app instances it recorded, the helper, then nginx and the folder.

@@ -72,7 +72,7 @@ struct ObservabilityRouteTests {
         let fixture = try await RouterFixture(history: history)
         try await fixture.test { client in
             #expect(try await client.post("/apps/shop/deploy", [], ["Authorization": bearer]).0 == .accepted)
-            let log = try await history.log(app: "shop", id: 1)
+            let log = await history.log(app: "shop", id: 1)
             log.write("first line\nsecond line\n")
             await fixture.service.shutdown()   // the parked deployment ends (interrupted)
             let events = try await client.execute(uri: "/apps/shop/deployments/1/log", method: .get,

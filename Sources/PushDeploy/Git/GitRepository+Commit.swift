@@ -29,7 +29,7 @@ extension GitRepository {
         defer { if let parent { git_commit_free(parent) } }
         var commitID = git_oid()
         var parents: [OpaquePointer?] = hasHead ? [parent] : []
-        try parents.withUnsafeMutableBufferPointer { buffer throws(GitError) in
+        _ = try parents.withUnsafeMutableBufferPointer { buffer throws(GitError) in
             try gitCheck(git_commit_create(&commitID, pointer, "HEAD", signature, signature, "UTF-8", message, tree,
                                            buffer.count, buffer.baseAddress), "commit in \(path)")
         }
