@@ -21,7 +21,7 @@ APT_PACKAGES := libgit2-dev pkg-config nginx gradle wrk webhook chromium chromiu
 # sudo only when not root: CI runs as root and may have no sudo at all.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build release test bench demo check clean
+.PHONY: deps build release release-binary test bench demo check clean
 
 ## deps: apt-get install the packages that are missing; does nothing when all are there.
 deps:
@@ -51,6 +51,10 @@ build: deps
 ## Foundation are linked in (--static-swift-stdlib): the box that runs it needs libgit2, not a Swift toolchain, and
 ## `serve` keeps about 11 MB less resident (Package.swift's release linker settings, README "Resident memory").
 release: deps
+	$(MAKE) --no-print-directory release-binary
+
+## release-binary: the same build without the apt step (the benches and `make test` use it).
+release-binary:
 	$(SWIFT) build -c release --product pushdeploy --static-swift-stdlib
 
 ## test: build the tests, then run them; the summary lines stay visible and a failure fails make, and so does a
@@ -68,7 +72,7 @@ RELEASE_SUITES := EndToEndCLITests CredentialsServerTests ReleaseBinaryTests Cra
 space := $(subst ,, )
 test: deps
 	$(SWIFT) build --build-tests
-	$(MAKE) --no-print-directory release
+	$(MAKE) --no-print-directory release-binary
 	@run="$$$$-$$(date +%s%N)"; status=0; \
 	PUSHDEPLOY_TEST_RUN="$$run" $(SWIFT) test --skip-build --no-parallel || status=$$?; \
 	echo "test: again against the release build (.build/release/pushdeploy): $(strip $(RELEASE_SUITES))"; \

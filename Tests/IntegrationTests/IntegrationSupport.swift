@@ -10,10 +10,11 @@ enum Integration {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().standardizedFileURL.path
 
-    /// The `pushdeploy` executable under test: `$PUSHDEPLOY_EXECUTABLE` when set (`make test` runs a few suites a
-    /// second time against the release build, the binary one installs), else the one built beside the tests.
+    /// The `pushdeploy` executable under test: `$PUSHDEPLOY_EXECUTABLE` when set (`make test` runs every suite that
+    /// starts the binary a second time against the release build, the one an operator installs), else the one built
+    /// beside the tests.
     static var executable: String {
-        if let chosen = ProcessInfo.processInfo.environment[releaseVariable], !chosen.isEmpty { return chosen }
+        if let chosen = ProcessInfo.processInfo.environment[executableVariable], !chosen.isEmpty { return chosen }
         let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var folder = besideTests.deletingLastPathComponent()
         for _ in 0..<4 {
@@ -24,7 +25,7 @@ enum Integration {
         return root + "/.build/debug/pushdeploy"
     }
 
-    static let releaseVariable = "PUSHDEPLOY_EXECUTABLE"
+    static let executableVariable = "PUSHDEPLOY_EXECUTABLE"
 
     /// A loopback port nobody listens on right now: the one free-port helper of the integration tests.
     static func freePort() -> Int { freePorts(1)[0] }

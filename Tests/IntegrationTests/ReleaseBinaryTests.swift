@@ -4,11 +4,12 @@ import Testing
 @testable import PushDeploy
 
 /// The binary `make release` builds, the one an operator installs: Swift's runtime and Foundation linked in, lld's
-/// packed relocations. `make test` runs this suite (and the end-to-end and credentials suites) against it a second
-/// time with `PUSHDEPLOY_EXECUTABLE` set; a plain `swift test` skips it.
+/// packed relocations. Runs only when `PUSHDEPLOY_EXECUTABLE` names it: `make test`'s second pass, with every suite
+/// that starts the binary; a plain `swift test` skips it (and it fails for a debug build, which loads the toolchain's
+/// libraries).
 @Suite("The release binary", .serialized)
 struct ReleaseBinaryTests {
-    static let isReleasePass = ProcessInfo.processInfo.environment[Integration.releaseVariable].map { !$0.isEmpty } ?? false
+    static let isReleasePass = ProcessInfo.processInfo.environment[Integration.executableVariable].map { !$0.isEmpty } ?? false
 
     @Test("serves with no Swift library loaded from the toolchain, and answers a signed push with its record on disk",
           .enabled(if: isReleasePass, "make test sets PUSHDEPLOY_EXECUTABLE to the release build"),

@@ -11,7 +11,7 @@
 #
 # Settings read here:
 #   BENCH_KEEP=1          keep the work dir (config, logs, state, deployment records)
-#   BENCH_SKIP_BUILD=1    use the existing .build/release/pushdeploy instead of `make release`
+#   BENCH_SKIP_BUILD=1    use the existing .build/release/pushdeploy instead of `make release-binary`
 #   BENCH_PUSHDEPLOY=PATH use this pushdeploy binary (for example .build/debug/pushdeploy); implies no build
 #
 # The caller sets `bench_name` before sourcing.
@@ -119,8 +119,8 @@ lab_pushdeploy_binary() {
         lab_say "BENCH_SKIP_BUILD set: using the existing .build/release/pushdeploy"
     else
         command -v swift >/dev/null || lab_die "swift is missing"
-        lab_say "make release (swift build -c release --product pushdeploy --static-swift-stdlib)"
-        make -C "$lab_root" --no-print-directory release >"$work/swift-build.log" 2>&1 </dev/null || {
+        lab_say "make release-binary (swift build -c release --product pushdeploy --static-swift-stdlib)"
+        make -C "$lab_root" --no-print-directory release-binary >"$work/swift-build.log" 2>&1 </dev/null || {
             tail -n 30 "$work/swift-build.log" >&2
             lab_die "the release build failed"
         }
