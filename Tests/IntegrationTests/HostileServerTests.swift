@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -19,18 +18,10 @@ struct HostileServerTests {
             "pusher": ["name": "replayer"], "head_commit": ["id": commit, "message": "replayed"],
         ]
         let body = try JSONSerialization.data(withJSONObject: object)
-        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(Self.secret.utf8)))
-        let signature = "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
-        let file = lab.scratch + "/push-\(UUID().uuidString).json"
-        try body.write(to: URL(fileURLWithPath: file))
-        let (status, output) = try Integration.run("/usr/bin/curl", [
-            "-sS", "-X", "POST", "-H", "Content-Type: application/json", "-H", "X-GitHub-Event: push",
-            "-H", "X-GitHub-Delivery: \(UUID().uuidString)", "-H", "X-Hub-Signature-256: \(signature)",
-            "--data-binary", "@\(file)", "http://127.0.0.1:\(lab.serverPort)/hooks/github",
-        ])
+        let (status, output, code) = try Integration.postGitHubPush(body, secret: Self.secret, port: lab.serverPort, scratch: lab.scratch)
         guard status == 0, let data = output.data(using: .utf8),
               let id = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["deployment"] as? Int else {
-            throw ServerExited(log: "push answered: \(output)")
+            throw ServerExited(log: "push answered \(code): \(output)")
         }
         return id
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 @testable import PushDeploy
 #if canImport(Glibc)
@@ -214,5 +215,23 @@ extension Integration {
         let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
         guard spawned == 0 else { throw ServerExited(log: "\(program): \(String(cString: strerror(spawned)))") }
         return pid
+    }
+}
+
+extension Integration {
+    /// POSTs `body` to `/hooks/github` on loopback `port` as GitHub delivers a push: signed with `secret` in
+    /// X-Hub-Signature-256, a fresh X-GitHub-Delivery. Returns curl's exit status, the answer's body and its HTTP status.
+    static func postGitHubPush(_ body: Data, secret: String, port: Int, scratch: String) throws -> (status: Int32, body: String, code: String) {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
+        let file = scratch + "/push-\(UUID().uuidString).json"
+        try body.write(to: URL(fileURLWithPath: file))
+        let (status, output) = try run("/usr/bin/curl", [
+            "-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "-H", "X-GitHub-Event: push",
+            "-H", "X-GitHub-Delivery: \(UUID().uuidString)",
+            "-H", "X-Hub-Signature-256: sha256=" + mac.map { String(format: "%02x", $0) }.joined(),
+            "--data-binary", "@\(file)", "http://127.0.0.1:\(port)/hooks/github",
+        ])
+        let answer = output.split(separator: "\n", omittingEmptySubsequences: false)
+        return (status, answer.dropLast().joined(separator: "\n"), String(answer.last ?? ""))
     }
 }

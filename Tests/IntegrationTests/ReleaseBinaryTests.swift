@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Testing
 @testable import PushDeploy
@@ -39,17 +38,9 @@ struct ReleaseBinaryTests {
 
         // A signed GitHub push: 202, and the record it names is on disk when the answer comes.
         let body = Data(#"{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567","repository":{"full_name":"acme/shop","clone_url":"\#(folder)/missing"},"head_commit":{"id":"0123456789abcdef0123456789abcdef01234567","message":"m"}}"#.utf8)
-        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array("secret".utf8)))
-        let file = folder + "/push.json"
-        try body.write(to: URL(fileURLWithPath: file))
-        let (status, answer) = try Integration.run("/usr/bin/curl", [
-            "-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "-H", "X-GitHub-Event: push",
-            "-H", "X-GitHub-Delivery: \(UUID().uuidString)",
-            "-H", "X-Hub-Signature-256: sha256=" + mac.map { String(format: "%02x", $0) }.joined(),
-            "--data-binary", "@\(file)", "http://127.0.0.1:\(server.port)/hooks/github",
-        ])
+        let (status, answer, code) = try Integration.postGitHubPush(body, secret: "secret", port: server.port, scratch: folder)
         #expect(status == 0)
-        #expect(answer.hasSuffix("\n202"), "\(answer)")
+        #expect(code == "202", "\(answer)")
         let id = try #require(ServeLab.deploymentID(in: answer), "\(answer)")
         let record = String(format: "%@/state/deployments/shop/%06d.json", folder, id)
         let deployment = try JSONDecoder.pushDeploy.decode(Deployment.self, from: Data(contentsOf: URL(fileURLWithPath: record)))

@@ -85,7 +85,6 @@ public struct RollingRollout: Rollout {
         return .live
     }
 
-
     /// Puts the previous release back on every replaced port and nginx back on all of them.
     private func restore(_ replaced: [(port: Int, previous: Instance?)], release: Release, app: AppConfig,
                          log: any DeploymentLog) async -> [Int] {
